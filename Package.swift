@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+//
+// The host side of Toro for Swift: the C shim over <linux/kvm.h>, the VMM
+// library, the `toro-vmm` command and the tests. The guest kernel under
+// Sources/ToroKernel is Embedded Swift for x86_64-unknown-none-elf and is built
+// by scripts/build-image.sh (see the Makefile), not by this manifest.
+import PackageDescription
+
+let package = Package(
+    name: "toro",
+    products: [
+        .executable(name: "toro-vmm", targets: ["toro-vmm"]),
+        .library(name: "ToroVMM", targets: ["ToroVMM"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CKVM",
+            path: "Sources/CKVM",
+            cSettings: [.headerSearchPath("../../boot")]
+        ),
+        .target(
+            name: "ToroVMM",
+            dependencies: ["CKVM"],
+            path: "Sources/ToroVMM"
+        ),
+        .executableTarget(
+            name: "toro-vmm",
+            dependencies: [
+                "ToroVMM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/toro-vmm"
+        ),
+        .testTarget(
+            name: "ToroVMMTests",
+            dependencies: ["ToroVMM", "CKVM"],
+            path: "Tests/ToroVMMTests"
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["ToroVMM"],
+            path: "Tests/IntegrationTests"
+        ),
+    ]
+)

@@ -1,0 +1,56 @@
+#define _GNU_SOURCE
+#include "CKVM.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;
+const unsigned long CKVM_CREATE_VM = KVM_CREATE_VM;
+const unsigned long CKVM_CHECK_EXTENSION = KVM_CHECK_EXTENSION;
+const unsigned long CKVM_GET_VCPU_MMAP_SIZE = KVM_GET_VCPU_MMAP_SIZE;
+const unsigned long CKVM_GET_SUPPORTED_CPUID = KVM_GET_SUPPORTED_CPUID;
+
+const unsigned long CKVM_CREATE_VCPU = KVM_CREATE_VCPU;
+const unsigned long CKVM_SET_USER_MEMORY_REGION = KVM_SET_USER_MEMORY_REGION;
+const unsigned long CKVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
+const unsigned long CKVM_SET_TSS_ADDR = KVM_SET_TSS_ADDR;
+const unsigned long CKVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_ADDR;
+const unsigned long CKVM_ENABLE_CAP = KVM_ENABLE_CAP;
+
+const unsigned long CKVM_RUN = KVM_RUN;
+const unsigned long CKVM_GET_REGS = KVM_GET_REGS;
+const unsigned long CKVM_SET_REGS = KVM_SET_REGS;
+const unsigned long CKVM_GET_SREGS = KVM_GET_SREGS;
+const unsigned long CKVM_SET_SREGS = KVM_SET_SREGS;
+const unsigned long CKVM_SET_FPU = KVM_SET_FPU;
+const unsigned long CKVM_SET_CPUID2 = KVM_SET_CPUID2;
+const unsigned long CKVM_SET_MP_STATE = KVM_SET_MP_STATE;
+const unsigned long CKVM_GET_TSC_KHZ = KVM_GET_TSC_KHZ;
+const unsigned long CKVM_GET_STATS_FD = KVM_GET_STATS_FD;
+
+_Static_assert(sizeof(struct kvm_regs) == 144, "kvm_regs layout");
+_Static_assert(sizeof(struct kvm_stats_header) == 24, "kvm_stats_header layout");
+_Static_assert(sizeof(struct kvm_stats_desc) == 16, "kvm_stats_desc layout (without name)");
+
+int ckvm_ioctl(int fd, unsigned long request) { return ioctl(fd, request, 0); }
+int ckvm_ioctl_arg(int fd, unsigned long request, unsigned long argument) { return ioctl(fd, request, argument); }
+int ckvm_ioctl_ptr(int fd, unsigned long request, void *argument) { return ioctl(fd, request, argument); }
+
+struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t capacity) {
+    struct kvm_cpuid2 *cpuid = calloc(1, sizeof(struct kvm_cpuid2) + capacity * sizeof(struct kvm_cpuid_entry2));
+    if (cpuid) cpuid->nent = capacity;
+    return cpuid;
+}
+
+static void ckvm_kick(int signal_number) { (void)signal_number; }
+
+int ckvm_install_kick_handler(int signal_number) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = ckvm_kick;
+    sigemptyset(&action.sa_mask);
+    return sigaction(signal_number, &action, NULL);
+}
+
+int ckvm_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }

@@ -1,0 +1,99 @@
+/*
+ * CKVM: the C shim under toro-vmm.
+ *
+ * It only exposes what Swift cannot import by itself: the KVM ioctl request
+ * numbers (built by the _IO*() macros), non-variadic wrappers for ioctl(2),
+ * and accessors for the unions inside struct kvm_run. No policy lives here.
+ */
+#ifndef CKVM_H
+#define CKVM_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/types.h>
+
+/* The boot contract shared with the kernel: one definition, two users. */
+#include "../../../boot/toro_boot.h"
+
+/* MARK: - ioctl request numbers */
+
+/* /dev/kvm */
+extern const unsigned long CKVM_GET_API_VERSION;
+extern const unsigned long CKVM_CREATE_VM;
+extern const unsigned long CKVM_CHECK_EXTENSION;
+extern const unsigned long CKVM_GET_VCPU_MMAP_SIZE;
+extern const unsigned long CKVM_GET_SUPPORTED_CPUID;
+
+/* VM */
+extern const unsigned long CKVM_CREATE_VCPU;
+extern const unsigned long CKVM_SET_USER_MEMORY_REGION;
+extern const unsigned long CKVM_CREATE_IRQCHIP;
+extern const unsigned long CKVM_SET_TSS_ADDR;
+extern const unsigned long CKVM_SET_IDENTITY_MAP_ADDR;
+extern const unsigned long CKVM_ENABLE_CAP;
+
+/* vCPU */
+extern const unsigned long CKVM_RUN;
+extern const unsigned long CKVM_GET_REGS;
+extern const unsigned long CKVM_SET_REGS;
+extern const unsigned long CKVM_GET_SREGS;
+extern const unsigned long CKVM_SET_SREGS;
+extern const unsigned long CKVM_SET_FPU;
+extern const unsigned long CKVM_SET_CPUID2;
+extern const unsigned long CKVM_SET_MP_STATE;
+extern const unsigned long CKVM_GET_TSC_KHZ;
+extern const unsigned long CKVM_GET_STATS_FD;
+
+/* MARK: - ioctl(2) without varargs */
+
+/* Swift cannot call a variadic C function; these forward to ioctl(2). */
+int ckvm_ioctl(int fd, unsigned long request);
+int ckvm_ioctl_arg(int fd, unsigned long request, unsigned long argument);
+int ckvm_ioctl_ptr(int fd, unsigned long request, void *argument);
+
+/* MARK: - struct kvm_run accessors */
+
+/* kvm_run's exit payload is an anonymous union; these name its members. */
+static inline struct kvm_run_io_view {
+    uint8_t direction;
+    uint8_t size;
+    uint16_t port;
+    uint32_t count;
+    uint64_t data_offset;
+} ckvm_run_io(const struct kvm_run *run) {
+    struct kvm_run_io_view view = {run->io.direction, run->io.size, run->io.port, run->io.count, run->io.data_offset};
+    return view;
+}
+
+static inline struct kvm_run_mmio_view {
+    uint64_t phys_addr;
+    uint32_t len;
+    uint8_t is_write;
+} ckvm_run_mmio(const struct kvm_run *run) {
+    struct kvm_run_mmio_view view = {run->mmio.phys_addr, run->mmio.len, run->mmio.is_write};
+    return view;
+}
+
+static inline uint8_t *ckvm_run_mmio_data(struct kvm_run *run) { return run->mmio.data; }
+static inline uint64_t ckvm_run_fail_entry_reason(const struct kvm_run *run) {
+    return run->fail_entry.hardware_entry_failure_reason;
+}
+static inline uint32_t ckvm_run_internal_suberror(const struct kvm_run *run) { return run->internal.suberror; }
+static inline uint32_t ckvm_run_system_event_type(const struct kvm_run *run) { return run->system_event.type; }
+
+/* A kvm_cpuid2 with room for `capacity` entries, allocated with calloc; free() it. */
+struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t capacity);
+static inline struct kvm_cpuid_entry2 *ckvm_cpuid2_entries(struct kvm_cpuid2 *cpuid) { return cpuid->entries; }
+
+/* MARK: - Signals */
+
+/* A handler that does nothing: it exists so that a signal interrupts KVM_RUN. */
+int ckvm_install_kick_handler(int signal_number);
+
+/* pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not set. */
+int ckvm_set_thread_name(pthread_t thread, const char *name);
+
+#endif
