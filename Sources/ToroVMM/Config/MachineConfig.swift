@@ -1,0 +1,94 @@
+/// What `toro-vmm run` was asked to boot, after the command line was checked.
+public struct MachineConfig: Sendable {
+    public var imagePath: String
+    public var cpus: Int = 1
+    public var memory: UInt64 = 128 << 20
+    public var commandLine: String = ""
+    /// Seconds after which a still-running guest is stopped; nil for never.
+    public var timeout: Double?
+
+    public init(imagePath: String) { self.imagePath = imagePath }
+
+    /// The smallest guest: 2 MiB of boot structures, 2 MiB of kernel and some heap.
+    public static let minimumMemory: UInt64 = 8 << 20
+
+    /// Checks ranges that the command-line parser cannot know.
+    public func validate(maxVCPUs: Int = BootLayout.maxCPUs) throws(VMMError) {
+        let limit = min(maxVCPUs, BootLayout.maxCPUs)
+        guard cpus >= 1, cpus <= limit else { throw .config("--cpus must be between 1 and \(limit), got \(cpus)") }
+        guard memory >= MachineConfig.minimumMemory else {
+            throw .config("--memory must be at least \(MemorySize.format(MachineConfig.minimumMemory)), got \(MemorySize.format(memory))")
+        }
+        guard memory <= BootLayout.maxMemory - (1 << 30) else {
+            throw .config("--memory must be at most \(MemorySize.format(BootLayout.maxMemory - (1 << 30))), got \(MemorySize.format(memory))")
+        }
+        if let timeout, !(timeout > 0 && timeout.isFinite) {
+            throw .config("--timeout must be a positive number of seconds")
+        }
+    }
+}
+
+/// Parsing and printing of sizes such as `128M`, `1G` or `134217728`.
+public enum MemorySize {
+    /// Why a size did not parse.
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case empty
+        case notANumber(String)
+        case unknownSuffix(String)
+        case tooLarge(String)
+        case zero
+
+        public var description: String {
+            switch self {
+            case .empty: return "size is empty"
+            case let .notANumber(text): return "'\(text)' is not a size: use bytes or a number with K, M, G or T (e.g. 128M)"
+            case let .unknownSuffix(text): return "'\(text)' has an unknown unit: use K, M, G or T (powers of 1024)"
+            case let .tooLarge(text): return "'\(text)' is too large"
+            case .zero: return "size must be greater than zero"
+            }
+        }
+    }
+
+    /// Parses a size; units are powers of 1024 and may be written `M`, `MB`, `MiB` (any case).
+    /// The result is rounded up to a whole 2 MiB, the granularity of the guest's memory.
+    public static func parse(_ text: String) throws(ParseError) -> UInt64 {
+        let trimmed = text.trimmingWhitespace()
+        guard !trimmed.isEmpty else { throw .empty }
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let number = UInt64(digits) else { throw .notANumber(text) }
+        let unit = trimmed.dropFirst(digits.count).lowercased()
+        let shift: UInt64
+        switch unit {
+        case "", "b": shift = 0
+        case "k", "kb", "kib": shift = 10
+        case "m", "mb", "mib": shift = 20
+        case "g", "gb", "gib": shift = 30
+        case "t", "tb", "tib": shift = 40
+        default:
+            if unit.first.map({ $0.isNumber || $0 == "." || $0 == "-" }) == true { throw .notANumber(text) }
+            throw .unknownSuffix(text)
+        }
+        guard number > 0 else { throw .zero }
+        let (bytes, overflow) = number.multipliedReportingOverflow(by: 1 << shift)
+        let granule: UInt64 = 2 << 20
+        guard !overflow, bytes <= UInt64.max - granule else { throw .tooLarge(text) }
+        return (bytes + granule - 1) / granule * granule
+    }
+
+    /// `128 MiB`, `1 GiB`, `1536 KiB`, or bytes.
+    public static func format(_ bytes: UInt64) -> String {
+        for (shift, unit) in [(UInt64(40), "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] where bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift) \(unit)"
+        }
+        return "\(bytes) bytes"
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> Substring {
+        let scalars = self[...]
+        let start = scalars.firstIndex { !$0.isWhitespace } ?? scalars.endIndex
+        let end = scalars.lastIndex { !$0.isWhitespace }.map { scalars.index(after: $0) } ?? start
+        return scalars[start..<end]
+    }
+}

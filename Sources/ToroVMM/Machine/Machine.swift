@@ -1,0 +1,156 @@
+import CKVM
+import Glibc
+
+/// A configured Toro VM: KVM handles, guest memory with the kernel loaded, and
+/// one vCPU per configured CPU, each ready to enter the kernel in long mode.
+public final class Machine {
+    public let config: MachineConfig
+    let system: KVMSystem
+    let vm: VirtualMachine
+    let memory: GuestMemory
+    let vcpus: [VCPU]
+    public let image: ELFImage
+    /// When the VMM started, for the boot-time figures in the statistics.
+    let startNanoseconds: UInt64
+
+    /// Builds the VM. Every failure is a ``VMMError`` with one line for the user.
+    public init(config: MachineConfig, system given: KVMSystem? = nil, startNanoseconds: UInt64 = Clock.monotonicNanoseconds()) throws(VMMError) {
+        self.config = config
+        self.startNanoseconds = startNanoseconds
+        try config.validate()
+        // The image is checked before KVM is touched, so a bad image is reported as such on any host.
+        let bytes: [UInt8]
+        do {
+            bytes = try ELFLoader.read(path: config.imagePath)
+            _ = try ELFImage.parse(bytes)
+        } catch { throw .image(path: config.imagePath, error) }
+
+        let system: KVMSystem
+        if let given { system = given } else { system = try KVMSystem(path: "/dev/kvm") }
+        self.system = system
+        let maxVCPUs = Int(system.checkExtension(UInt32(KVM_CAP_MAX_VCPUS)))
+        try config.validate(maxVCPUs: maxVCPUs > 0 ? maxVCPUs : BootLayout.maxCPUs)
+
+        do {
+            self.vm = try VirtualMachine(system: system)
+            try vm.createInterruptController()
+        } catch { throw .kvm(error) }
+
+        do { self.memory = try GuestMemory(size: config.memory) } catch { throw .memory(error) }
+        do { self.image = try ELFLoader.load(bytes, into: memory) } catch { throw .image(path: config.imagePath, error) }
+
+        let supportedCPUID: [kvm_cpuid_entry2]
+        var vcpus: [VCPU] = []
+        do {
+            try vm.map(memory)
+            supportedCPUID = try system.supportedCPUID()
+            for index in 0..<config.cpus { vcpus.append(try VCPU(vm: vm, index: index)) }
+        } catch { throw .kvm(error) }
+        self.vcpus = vcpus
+
+        do {
+            try LongMode.writeDescriptorTables(into: memory)
+            try PageTables.write(into: memory, cpus: config.cpus)
+        } catch { throw .memory(error) }
+        let bootInfo = BootInfo(
+            cpuCount: config.cpus, memory: memory, kernelRanges: image.loadedRanges,
+            tscKHz: vcpus[0].tscKHz() ?? 0, commandLine: config.commandLine)
+        try bootInfo.write(into: memory)
+
+        do {
+            for vcpu in vcpus {
+                try vcpu.setCPUID(CPUID.entries(supported: supportedCPUID, cpu: vcpu.index, cpuCount: config.cpus))
+                try vcpu.setSpecialRegisters(LongMode.configure(try vcpu.specialRegisters()))
+                let stack = BootLayout.stack(cpu: vcpu.index)
+                try vcpu.setRegisters(LongMode.registers(
+                    entry: image.entry, stackTop: stack.base + stack.size, bootInfo: BootLayout.bootInfo, cpu: vcpu.index))
+                try vcpu.setFPU(LongMode.fpu())
+                try vcpu.setRunnable()
+            }
+        } catch { throw .kvm(error) }
+    }
+
+    /// Runs the guest until it exits, crashes, times out or the process is signalled,
+    /// then returns the statistics. Console output goes to `console`.
+    ///
+    /// SIGINT and SIGTERM are blocked on the calling thread and taken with
+    /// sigtimedwait, so a Ctrl-C stops the VM cleanly instead of killing the process.
+    public func run(console: ConsoleSink = ConsoleSink()) throws(VMMError) -> RunStatistics {
+        var waited = signalSet([SIGINT, SIGTERM, VMMSignal.stopped, VMMSignal.kick])
+        var previousMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &waited, &previousMask)
+        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
+        // No-op handlers: the kick must interrupt KVM_RUN, and a wake-up signal still
+        // pending when the mask is restored must not terminate the process.
+        guard ckvm_install_kick_handler(VMMSignal.kick) == 0, ckvm_install_kick_handler(VMMSignal.stopped) == 0 else {
+            throw .host("cannot install the VMM's signal handlers")
+        }
+        waited = signalSet([SIGINT, SIGTERM, VMMSignal.stopped])
+
+        let control = StopControl(mainThread: pthread_self())
+        let guestStart = GuestStartClock()
+        let runners = vcpus.map { vcpu in
+            VCPURunner(vcpu: vcpu, memory: memory, console: console, control: control) { guestStart.mark() }
+        }
+        var threads: [HostThread] = []
+        for runner in runners {
+            do {
+                threads.append(try HostThread.spawn(name: "vcpu\(runner.vcpu.index)") { runner.run() })
+            } catch {
+                control.stop(.internalError(error.description))
+                break
+            }
+        }
+
+        let deadline = config.timeout.map { startNanoseconds + UInt64($0 * 1_000_000_000) }
+        waitForStop(control: control, signals: &waited, deadline: deadline)
+
+        for (vcpu, thread) in zip(vcpus, threads) {
+            vcpu.requestImmediateExit()
+            pthread_kill(thread.handle, VMMSignal.kick)
+        }
+        for thread in threads { thread.join() }
+
+        let end = Clock.monotonicNanoseconds()
+        let first = console.firstOutputNanoseconds
+        return RunStatistics(
+            image: config.imagePath, cpus: config.cpus, memoryBytes: config.memory,
+            stopReason: control.reason ?? .internalError("stopped without a reason"),
+            wallNanoseconds: end - startNanoseconds,
+            firstOutputNanoseconds: first == 0 ? nil : first - startNanoseconds,
+            guestStartNanoseconds: guestStart.value.map { $0 - startNanoseconds } ?? 0,
+            processCPUNanoseconds: Clock.processCPUNanoseconds(),
+            consoleBytes: console.bytesWritten,
+            rejectedRequests: runners.reduce(0) { $0 + $1.rejectedRequests },
+            vcpus: runners.map(\.statistics))
+    }
+
+    /// Blocks until a vCPU stops the VM, a signal arrives or the deadline passes.
+    func waitForStop(control: StopControl, signals: inout sigset_t, deadline: UInt64?) {
+        while !control.isStopping {
+            var timeout = timespec(tv_sec: 3600, tv_nsec: 0)
+            if let deadline {
+                let now = Clock.monotonicNanoseconds()
+                if now >= deadline {
+                    control.stop(.timeout(seconds: config.timeout ?? 0))
+                    break
+                }
+                let left = deadline - now
+                timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+            }
+            let signal = sigtimedwait(&signals, nil, &timeout)
+            if signal == SIGINT || signal == SIGTERM { control.stop(.signal(signal)) }
+        }
+    }
+}
+
+/// The moment the first vCPU thread was about to enter the guest.
+final class GuestStartClock: @unchecked Sendable {
+    private let lock = HostLock()
+    private var first: UInt64?
+    func mark() {
+        let now = Clock.monotonicNanoseconds()
+        lock.withLock { if first == nil { first = now } }
+    }
+    var value: UInt64? { lock.withLock { first } }
+}

@@ -1,0 +1,71 @@
+/// What one vCPU did over a run, from KVM's counters and the VMM's own.
+public struct VCPUStatistics: Sendable, Equatable {
+    public var index: Int
+    /// Nanoseconds from the vCPU thread's start to its end.
+    public var wallNanoseconds: UInt64 = 0
+    /// Host CPU time of the vCPU thread.
+    public var cpuNanoseconds: UInt64 = 0
+    /// KVM's binary statistics for this vCPU, by KVM's names; absent counters are absent.
+    public var kvm: [String: UInt64] = [:]
+    /// Exits that reached the VMM, by ``VMExit/name``.
+    public var vmmExits: [String: UInt64] = [:]
+
+    public init(index: Int) { self.index = index }
+
+    /// Host CPU use of the vCPU thread, in percent of one host CPU.
+    public var cpuPercent: Double { percent(cpuNanoseconds, of: wallNanoseconds) }
+    /// All exits KVM counted, handled in the host kernel or not.
+    public var exits: UInt64? { kvm["exits"] }
+    public var haltExits: UInt64? { kvm["halt_exits"] }
+    public var haltWaitNanoseconds: UInt64? { kvm["halt_wait_ns"] }
+    public var haltPollSuccesses: UInt64? { kvm["halt_successful_poll"] }
+    /// Polls that ended without a wake-up (attempted minus successful).
+    public var haltPollFailures: UInt64? {
+        guard let attempted = kvm["halt_attempted_poll"], let successful = kvm["halt_successful_poll"] else { return nil }
+        return attempted >= successful ? attempted - successful : 0
+    }
+    public var ioExits: UInt64? { kvm["io_exits"] }
+    public var mmioExits: UInt64? { kvm["mmio_exits"] }
+    /// Exits that reached the VMM (KVM_RUN returned), signals included.
+    public var vmmExitTotal: UInt64 { vmmExits.values.reduce(0, +) }
+    /// Share of the wall time spent halted, in percent.
+    public var haltedPercent: Double? { haltWaitNanoseconds.map { percent($0, of: wallNanoseconds) } }
+}
+
+/// A whole run: why it stopped, the process's cost and every vCPU.
+public struct RunStatistics: Sendable, Equatable {
+    public var image: String
+    public var cpus: Int
+    public var memoryBytes: UInt64
+    public var stopReason: StopReason
+    /// Nanoseconds from the VMM's start to the end of the run.
+    public var wallNanoseconds: UInt64
+    /// Nanoseconds from the VMM's start to the guest's first console byte; nil if it printed nothing.
+    public var firstOutputNanoseconds: UInt64?
+    /// Nanoseconds from the VMM's start to the first vCPU entering the guest.
+    public var guestStartNanoseconds: UInt64
+    /// CPU time of the whole VMM process: vCPU threads, set-up and I/O.
+    public var processCPUNanoseconds: UInt64
+    public var consoleBytes: UInt64
+    /// Guest requests the VMM refused (bad console descriptors, bad exit statuses).
+    public var rejectedRequests: UInt64
+    public var vcpus: [VCPUStatistics]
+
+    public var processCPUPercent: Double { percent(processCPUNanoseconds, of: wallNanoseconds) }
+
+    /// The per-vCPU counters added up; a KVM counter present on any vCPU is summed over those that have it.
+    public var totals: VCPUStatistics {
+        var total = VCPUStatistics(index: -1)
+        for vcpu in vcpus {
+            total.wallNanoseconds = max(total.wallNanoseconds, vcpu.wallNanoseconds)
+            total.cpuNanoseconds += vcpu.cpuNanoseconds
+            total.kvm.merge(vcpu.kvm, uniquingKeysWith: +)
+            total.vmmExits.merge(vcpu.vmmExits, uniquingKeysWith: +)
+        }
+        return total
+    }
+}
+
+func percent(_ part: UInt64, of whole: UInt64) -> Double {
+    whole == 0 ? 0 : Double(part) * 100 / Double(whole)
+}
