@@ -1,0 +1,177 @@
+/// A first-fit allocator over one contiguous range of memory.
+///
+/// Every block, free or in use, starts with a 16-byte header: its size
+/// (header included, a multiple of 16) and a second word that is the address
+/// of the next free block for a free block, or ``inUseTag`` for a block in use.
+/// Free blocks form a list sorted by address, so that freeing can merge a block
+/// with both neighbours in one pass and the heap does not fragment into slivers.
+///
+/// Plain Swift over raw addresses with no kernel dependencies: it builds for the
+/// host too, where it can be tested against an ordinary buffer.
+struct FreeListAllocator {
+    /// Block sizes and payload addresses are multiples of this.
+    static let granule: UInt = 16
+    static let headerSize: UInt = 16
+    /// The smallest block worth keeping: a header and one granule of payload.
+    static let minimumBlock: UInt = 32
+    /// Marks a block in use. Larger than any physical address, so it can never
+    /// be mistaken for a free-list link.
+    static let inUseTag: UInt = 0x544F_524F_5553_4544  // "DESUOROT"
+
+    /// Why ``free(_:)`` refused a pointer.
+    enum FreeError: Error {
+        /// The pointer is not inside the heap, or not aligned like a payload.
+        case notInHeap
+        /// The pointer's header does not describe a block in use: freed twice,
+        /// never allocated, or the header was overwritten.
+        case notInUse
+    }
+
+    private(set) var start: UInt = 0
+    private(set) var end: UInt = 0
+    /// Address of the lowest free block, 0 if none.
+    private var firstFree: UInt = 0
+    /// Bytes in blocks in use, headers included.
+    private(set) var bytesInUse: UInt = 0
+    /// Blocks in use.
+    private(set) var allocationCount = 0
+
+    /// An allocator with no memory; every allocation fails.
+    init() {}
+
+    /// An allocator owning `[start, end)`, which it takes to be free.
+    init(start: UInt, end: UInt) {
+        let first = Self.alignUp(start, Self.granule)
+        let last = end & ~(Self.granule - 1)
+        guard last > first, last - first >= Self.minimumBlock else { return }
+        self.start = first
+        self.end = last
+        Self.setSize(first, last - first)
+        Self.setLink(first, 0)
+        firstFree = first
+    }
+
+    /// Bytes the allocator manages.
+    var capacity: UInt { end - start }
+
+    // MARK: - Allocation
+
+    /// Returns `size` bytes aligned to `alignment` (a power of two), or nil when
+    /// no free block can hold them.
+    mutating func allocate(size: Int, alignment: Int) -> UnsafeMutableRawPointer? {
+        guard size >= 0, UInt(size) <= capacity,
+            alignment > 0, alignment & (alignment - 1) == 0, UInt(alignment) <= capacity
+        else {
+            return nil
+        }
+        let align = max(UInt(alignment), Self.granule)
+        let need = Self.headerSize + Self.alignUp(max(UInt(size), 1), Self.granule)
+
+        var previous: UInt = 0
+        var block = firstFree
+        while block != 0 {
+            let blockEnd = block + Self.size(block)
+            // Where the payload lands in this block. A gap in front of it must
+            // be either nothing or big enough to stay behind as a free block.
+            var payload = Self.alignUp(block + Self.headerSize, align)
+            if payload - Self.headerSize != block && payload - Self.headerSize - block < Self.minimumBlock {
+                payload = Self.alignUp(block + Self.headerSize + Self.minimumBlock, align)
+            }
+            let used = payload - Self.headerSize
+            if used < blockEnd && blockEnd - used >= need {
+                take(block, previous: previous, from: used, need: need, blockEnd: blockEnd)
+                return UnsafeMutableRawPointer(bitPattern: payload)
+            }
+            previous = block
+            block = Self.link(block)
+        }
+        return nil
+    }
+
+    /// Carves `[used, used + need)` out of free block `block`, leaving what is
+    /// in front and behind it (if big enough to be a block) on the free list.
+    private mutating func take(_ block: UInt, previous: UInt, from used: UInt, need: UInt, blockEnd: UInt) {
+        var size = need
+        var next = Self.link(block)
+        let tail = blockEnd - (used + need)
+        if tail >= Self.minimumBlock {
+            let tailBlock = used + need
+            Self.setSize(tailBlock, tail)
+            Self.setLink(tailBlock, next)
+            next = tailBlock
+        } else {
+            size += tail  // too small to stand alone: the allocation keeps it
+        }
+        if used == block {
+            if previous == 0 { firstFree = next } else { Self.setLink(previous, next) }
+        } else {
+            Self.setSize(block, used - block)  // the gap in front stays free
+            Self.setLink(block, next)
+        }
+        Self.setSize(used, size)
+        Self.setLink(used, Self.inUseTag)
+        bytesInUse += size
+        allocationCount += 1
+    }
+
+    // MARK: - Freeing
+
+    /// Returns the block holding `pointer` to the free list, merged with any
+    /// free neighbour.
+    mutating func free(_ pointer: UnsafeMutableRawPointer) throws(FreeError) {
+        let payload = UInt(bitPattern: pointer)
+        guard payload % Self.granule == 0, payload >= start + Self.headerSize, payload < end else {
+            throw .notInHeap
+        }
+        let block = payload - Self.headerSize
+        var size = Self.size(block)
+        guard Self.link(block) == Self.inUseTag, size >= Self.minimumBlock, size <= end - block else {
+            throw .notInUse
+        }
+        bytesInUse -= size
+        allocationCount -= 1
+
+        // Find the free neighbours: the last free block below and the first above.
+        var previous: UInt = 0
+        var next = firstFree
+        while next != 0 && next < block {
+            previous = next
+            next = Self.link(next)
+        }
+        if next != 0 && block + size == next {
+            size += Self.size(next)
+            next = Self.link(next)
+        }
+        // Overwrites the tag, so freeing the same pointer again is caught.
+        Self.setSize(block, size)
+        Self.setLink(block, next)
+        if previous == 0 {
+            firstFree = block
+        } else if previous + Self.size(previous) == block {
+            Self.setSize(previous, Self.size(previous) + size)
+            Self.setLink(previous, next)
+        } else {
+            Self.setLink(previous, block)
+        }
+    }
+
+    /// The bytes usable at `pointer`, an allocation from this allocator.
+    func usableSize(of pointer: UnsafeMutableRawPointer) -> Int {
+        Int(Self.size(UInt(bitPattern: pointer) - Self.headerSize) - Self.headerSize)
+    }
+
+    // MARK: - Headers
+
+    private static func alignUp(_ value: UInt, _ alignment: UInt) -> UInt {
+        (value + alignment - 1) & ~(alignment - 1)
+    }
+
+    private static func word(_ address: UInt) -> UnsafeMutablePointer<UInt> {
+        UnsafeMutablePointer<UInt>(bitPattern: address)!
+    }
+
+    private static func size(_ block: UInt) -> UInt { word(block).pointee }
+    private static func setSize(_ block: UInt, _ size: UInt) { word(block).pointee = size }
+    private static func link(_ block: UInt) -> UInt { word(block + 8).pointee }
+    private static func setLink(_ block: UInt, _ link: UInt) { word(block + 8).pointee = link }
+}
