@@ -12,9 +12,6 @@ let package = Package(
         .executable(name: "toro-vmm", targets: ["toro-vmm"]),
         .library(name: "ToroVMM", targets: ["ToroVMM"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-    ],
     targets: [
         .target(
             name: "CKVM",
@@ -28,10 +25,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "toro-vmm",
-            dependencies: [
-                "ToroVMM",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["ToroVMM"],
             path: "Sources/toro-vmm"
         ),
         .testTarget(

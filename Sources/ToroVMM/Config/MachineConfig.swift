@@ -1,5 +1,5 @@
 /// What `toro-vmm run` was asked to boot, after the command line was checked.
-public struct MachineConfig: Sendable {
+public struct MachineConfig: Equatable, Sendable {
     public var imagePath: String
     public var cpus: Int = 1
     public var memory: UInt64 = 128 << 20
@@ -22,8 +22,8 @@ public struct MachineConfig: Sendable {
         guard memory <= BootLayout.maxMemory - (1 << 30) else {
             throw .config("--memory must be at most \(MemorySize.format(BootLayout.maxMemory - (1 << 30))), got \(MemorySize.format(memory))")
         }
-        if let timeout, !(timeout > 0 && timeout.isFinite) {
-            throw .config("--timeout must be a positive number of seconds")
+        if let timeout, !(timeout > 0 && timeout.isFinite && timeout < 1e9) {
+            throw .config("--timeout must be a positive number of seconds, got \(timeout)")
         }
     }
 }

@@ -1,0 +1,80 @@
+import ToroVMM
+import XCTest
+
+final class CommandLineOptionsTests: XCTestCase {
+    func parse(_ line: String) throws -> CommandLineOptions {
+        try CommandLineOptions.parse(line.split(separator: " ").map(String.init))
+    }
+
+    func config(_ line: String) throws -> MachineConfig {
+        guard case let .run(config) = try parse(line).action else {
+            XCTFail("not a run: \(line)")
+            return MachineConfig(imagePath: "")
+        }
+        return config
+    }
+
+    func assertUsageError(_ line: String, mentions text: String, file: StaticString = #filePath, line number: UInt = #line) {
+        XCTAssertThrowsError(try parse(line), file: file, line: number) { error in
+            let message = (error as? CommandLineOptions.UsageError)?.description ?? ""
+            XCTAssertTrue(message.contains(text), "'\(message)' lacks '\(text)'", file: file, line: number)
+        }
+    }
+
+    func testDefaults() throws {
+        let options = try parse("run kernel.elf")
+        let config = try config("run kernel.elf")
+        XCTAssertEqual(config.imagePath, "kernel.elf")
+        XCTAssertEqual(config.cpus, 1)
+        XCTAssertEqual(config.memory, 128 << 20)
+        XCTAssertEqual(config.commandLine, "")
+        XCTAssertNil(config.timeout)
+        XCTAssertEqual(options.stats, .text)
+        XCTAssertNil(options.statsFile)
+    }
+
+    func testEveryOptionInBothForms() throws {
+        let options = try parse("run --cpus 4 --memory=1G k.elf --cmdline=a=b --stats json --stats-file=/tmp/s.json --timeout 2.5")
+        guard case let .run(config) = options.action else { return XCTFail() }
+        XCTAssertEqual(config.imagePath, "k.elf")
+        XCTAssertEqual(config.cpus, 4)
+        XCTAssertEqual(config.memory, 1 << 30)
+        XCTAssertEqual(config.commandLine, "a=b")
+        XCTAssertEqual(config.timeout, 2.5)
+        XCTAssertEqual(options.stats, .json)
+        XCTAssertEqual(options.statsFile, "/tmp/s.json")
+    }
+
+    func testCommandLineWithSpacesIsOneArgument() throws {
+        let options = try CommandLineOptions.parse(["run", "k.elf", "--cmdline", "idle=halt ip=10.0.0.2/24"])
+        guard case let .run(config) = options.action else { return XCTFail() }
+        XCTAssertEqual(config.commandLine, "idle=halt ip=10.0.0.2/24")
+    }
+
+    func testHelpAndVersion() throws {
+        XCTAssertEqual(try parse("--help").action, .help)
+        XCTAssertEqual(try parse("run k.elf --help").action, .help)
+        XCTAssertEqual(try parse("--version").action, .version)
+        XCTAssertTrue(CommandLineOptions.usage.contains("--stats-file"))
+        XCTAssertTrue(CommandLineOptions.usage.contains("125"))
+    }
+
+    func testUsageErrors() {
+        XCTAssertThrowsError(try CommandLineOptions.parse([]))
+        assertUsageError("launch k.elf", mentions: "unknown command")
+        assertUsageError("run", mentions: "missing IMAGE")
+        assertUsageError("run a.elf b.elf", mentions: "only one IMAGE")
+        assertUsageError("run k.elf --cpus", mentions: "needs a value")
+        assertUsageError("run k.elf --cpus two", mentions: "whole number")
+        assertUsageError("run k.elf --cpus 0", mentions: "between 1 and")
+        assertUsageError("run k.elf --cpus 1 --cpus 2", mentions: "twice")
+        assertUsageError("run k.elf --memory 12Q", mentions: "unknown unit")
+        assertUsageError("run k.elf --memory 4M", mentions: "at least")
+        assertUsageError("run k.elf --timeout soon", mentions: "number of seconds")
+        assertUsageError("run k.elf --timeout -1", mentions: "positive")
+        assertUsageError("run k.elf --timeout nan", mentions: "positive")
+        assertUsageError("run k.elf --stats xml", mentions: "text, json or none")
+        assertUsageError("run k.elf --frobnicate", mentions: "unknown option")
+        assertUsageError("run k.elf --stats-file=", mentions: "needs a path")
+    }
+}
