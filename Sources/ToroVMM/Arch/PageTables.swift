@@ -59,10 +59,16 @@ public enum PageTables {
     }
 
     /// Writes the identity map into guest memory.
+    ///
+    /// Only the table pages in use are cleared: touching the whole 1 MiB table
+    /// area would cost a host page fault per page on every boot.
     public static func write(into memory: GuestMemory, cpus: Int) throws(GuestMemoryError) {
         let directories = mappedEnd(for: memory) / oneGiB
         guard directories <= BootLayout.maxPageDirectories else { throw .badSize(memory.size) }
-        try memory.fill(0, at: GuestAddress(BootLayout.pml4), count: BootLayout.stacks - BootLayout.pml4)
+        for table in [BootLayout.pml4, BootLayout.pdpt, BootLayout.lowPageTable] {
+            try memory.fill(0, at: GuestAddress(table), count: 4096)
+        }
+        try memory.fill(0, at: GuestAddress(BootLayout.pageDirectories), count: directories * 4096)
         for entry in entries(for: memory, cpus: cpus) {
             try memory.store(entry.value, at: GuestAddress(entry.address))
         }
