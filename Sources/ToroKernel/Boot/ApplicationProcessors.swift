@@ -32,7 +32,14 @@ enum ApplicationProcessors {
             CPU.pause()
         }
         let bootInfo = BootInfo.current
-        Console.print("cpu \(index) online (APIC id \(bootInfo.apicID(ofCPU: index)))")
+        Console.withLockedState { line in
+            line.write("cpu ")
+            line.write(decimal: UInt64(index))
+            line.write(" online (APIC id ")
+            line.write(decimal: UInt64(bootInfo.apicID(ofCPU: index)))
+            line.write(")\n")
+            line.flushIfLineEnded()
+        }
         checkedIn.bitwiseOr(UInt64(1) << UInt64(index), ordering: .releasing)
         CPU.haltForever()
     }

@@ -27,9 +27,13 @@ public struct BootInfo {
 
     /// The kernel command line given to the VMM (empty if none).
     public var commandLine: String {
+        String(decoding: commandLineBytes, as: UTF8.self)
+    }
+
+    /// The command line's bytes in the boot info, without copying them.
+    public var commandLineBytes: UnsafeBufferPointer<UInt8> {
         let length = min(Int(raw.pointee.cmdline_length), Int(TORO_CMDLINE_MAX) - 1)
-        let bytes = UnsafeBufferPointer(start: kernel_boot_cmdline(raw), count: length)
-        return String(decoding: bytes, as: UTF8.self)
+        return UnsafeBufferPointer(start: kernel_boot_cmdline(raw), count: length)
     }
 
     /// The local APIC id of CPU `index` (0 ..< ``cpuCount``).

@@ -32,12 +32,27 @@ private func bootstrap(bootInfoAddress: UInt) -> Never {
     Console.start(bootInfo: bootInfo)
     bootInfo.publish()
 
-    let cpus = bootInfo.cpuCount
-    Console.print(
-        "Toro for Swift: \(cpus) CPU\(cpus == 1 ? "" : "s"), \(bootInfo.memorySize >> 20) MiB, "
-            + "TSC \(bootInfo.tscKHz) kHz, cmdline \"\(bootInfo.commandLine)\"")
+    printBanner(bootInfo)
     ApplicationProcessors.release(bootInfo: bootInfo)
 
     let status = main(0, nil)
     Kernel.exit(status: Int(status))
+}
+
+/// `Toro for Swift: 2 CPUs, 128 MiB, TSC 2445406 kHz, cmdline "..."`, written
+/// straight into the console buffer: no String is built on the boot path, where
+/// every instruction may be emulated by the host.
+private func printBanner(_ bootInfo: BootInfo) {
+    Console.withLockedState { line in
+        line.write("Toro for Swift: ")
+        line.write(decimal: UInt64(bootInfo.cpuCount))
+        line.write(bootInfo.cpuCount == 1 ? " CPU, " : " CPUs, ")
+        line.write(decimal: bootInfo.memorySize >> 20)
+        line.write(" MiB, TSC ")
+        line.write(decimal: bootInfo.tscKHz)
+        line.write(" kHz, cmdline \"")
+        for byte in bootInfo.commandLineBytes { line.append(byte) }
+        line.write("\"\n")
+        line.flushIfLineEnded()
+    }
 }
