@@ -23,6 +23,16 @@ let package = Package(
             dependencies: ["CKVM"],
             path: "Sources/ToroVMM"
         ),
+        // The kernel's portable logic (allocators, queues, parsers: plain Swift with
+        // no kernel imports), compiled for the host so that it is unit-tested there.
+        // The same files are built into every image by scripts/build-image.sh.
+        .target(
+            name: "ToroKernelPortable",
+            path: "Sources/ToroKernel",
+            sources: [
+                "Memory/FreeListAllocator.swift",
+            ]
+        ),
         .executableTarget(
             name: "toro-vmm",
             dependencies: ["ToroVMM"],
@@ -32,6 +42,11 @@ let package = Package(
             name: "ToroVMMTests",
             dependencies: ["ToroVMM", "CKVM"],
             path: "Tests/ToroVMMTests"
+        ),
+        .testTarget(
+            name: "ToroKernelTests",
+            dependencies: ["ToroKernelPortable"],
+            path: "Tests/ToroKernelTests"
         ),
         .testTarget(
             name: "IntegrationTests",
