@@ -31,6 +31,9 @@ let package = Package(
             path: "Sources/ToroKernel",
             sources: [
                 "Memory/FreeListAllocator.swift",
+                "Boot/KernelCommandLine.swift",
+                "Time/TSCConversion.swift",
+                "Time/TimerQueue.swift",
             ]
         ),
         .executableTarget(
