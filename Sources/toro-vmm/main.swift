@@ -56,7 +56,9 @@ case .version:
 case let .run(config):
     let statistics: RunStatistics
     do {
-        statistics = try Machine(config: config, startNanoseconds: start).run()
+        statistics = try Machine(config: config, startNanoseconds: start).run { sample in
+            writeError(StatisticsFormat.sampleLine(sample))
+        }
     } catch {
         writeError("toro-vmm: \(error)")
         exit(ExitStatus.setupFailed)

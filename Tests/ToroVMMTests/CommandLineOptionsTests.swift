@@ -45,6 +45,16 @@ final class CommandLineOptionsTests: XCTestCase {
         XCTAssertEqual(options.statsFile, "/tmp/s.json")
     }
 
+    func testLiveStatisticsAndHaltPolling() throws {
+        let config = try config("run k.elf --stats-interval 0.5 --halt-poll-ns 0")
+        XCTAssertEqual(config.statsInterval, 0.5)
+        XCTAssertEqual(config.haltPollNanoseconds, 0)
+        assertUsageError("run k.elf --stats-interval 0", mentions: "at least 0.01")
+        assertUsageError("run k.elf --stats-interval often", mentions: "number of seconds")
+        assertUsageError("run k.elf --halt-poll-ns -1", mentions: "whole number")
+        assertUsageError("run k.elf --halt-poll-ns 5000000000", mentions: "at most")
+    }
+
     func testCommandLineWithSpacesIsOneArgument() throws {
         let options = try CommandLineOptions.parse(["run", "k.elf", "--cmdline", "idle=halt ip=10.0.0.2/24"])
         guard case let .run(config) = options.action else { return XCTFail() }

@@ -30,7 +30,8 @@ public struct CommandLineOptions: Equatable, Sendable {
 
     public static let usage = """
         USAGE: toro-vmm run IMAGE [--cpus N] [--memory SIZE] [--cmdline STRING]
-                               [--stats text|json|none] [--stats-file PATH] [--timeout SECONDS]
+                               [--stats text|json|none] [--stats-file PATH] [--stats-interval SECONDS]
+                               [--timeout SECONDS] [--halt-poll-ns N]
 
         Boot IMAGE, an ELF64 x86-64 Toro kernel, on KVM and report what each vCPU cost.
 
@@ -40,7 +41,11 @@ public struct CommandLineOptions: Equatable, Sendable {
           --cmdline STRING    the kernel command line (default empty)
           --stats FORMAT      statistics at exit: text (a table on stderr), json, or none (default text)
           --stats-file PATH   write the statistics to PATH instead of stderr
+          --stats-interval S  also print one line of live statistics every S seconds (stderr), and keep
+                              them as the time series "samples" in the JSON statistics
           --timeout SECONDS   stop the VM after SECONDS (exit status 124)
+          --halt-poll-ns N    how long KVM polls after a guest HLT before it sleeps the vCPU thread
+                              (KVM_CAP_HALT_POLL; 0 turns polling off; default: the host's setting)
           -h, --help          show this help
           --version           show the version
 
@@ -87,7 +92,7 @@ public struct CommandLineOptions: Equatable, Sendable {
                 inlineValue = String(name[name.index(after: equals)...])
                 name = String(name[..<equals])
             }
-            guard ["cpus", "memory", "cmdline", "stats", "stats-file", "timeout"].contains(name) else {
+            guard ["cpus", "memory", "cmdline", "stats", "stats-file", "stats-interval", "timeout", "halt-poll-ns"].contains(name) else {
                 throw UsageError("unknown option '--\(name)'")
             }
             guard seen.insert(name).inserted else { throw UsageError("--\(name) given twice") }
@@ -108,6 +113,16 @@ public struct CommandLineOptions: Equatable, Sendable {
             case "stats-file":
                 guard !value.isEmpty else { throw UsageError("--stats-file needs a path") }
                 options.statsFile = value
+            case "stats-interval":
+                guard let seconds = Double(value) else {
+                    throw UsageError("--stats-interval must be a number of seconds, got '\(value)'")
+                }
+                config.statsInterval = seconds
+            case "halt-poll-ns":
+                guard let nanoseconds = UInt64(value) else {
+                    throw UsageError("--halt-poll-ns must be a whole number of nanoseconds, got '\(value)'")
+                }
+                config.haltPollNanoseconds = nanoseconds
             default:  // timeout
                 guard let seconds = Double(value) else { throw UsageError("--timeout must be a number of seconds, got '\(value)'") }
                 config.timeout = seconds

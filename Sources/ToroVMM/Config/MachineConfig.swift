@@ -6,6 +6,10 @@ public struct MachineConfig: Equatable, Sendable {
     public var commandLine: String = ""
     /// Seconds after which a still-running guest is stopped; nil for never.
     public var timeout: Double?
+    /// Seconds between live statistics samples; nil for none.
+    public var statsInterval: Double?
+    /// KVM's halt polling for this VM (KVM_CAP_HALT_POLL); nil leaves the host's default.
+    public var haltPollNanoseconds: UInt64?
 
     public init(imagePath: String) { self.imagePath = imagePath }
 
@@ -24,6 +28,12 @@ public struct MachineConfig: Equatable, Sendable {
         }
         if let timeout, !(timeout > 0 && timeout.isFinite && timeout < 1e9) {
             throw .config("--timeout must be a positive number of seconds, got \(timeout)")
+        }
+        if let statsInterval, !(statsInterval >= 0.01 && statsInterval.isFinite && statsInterval < 1e6) {
+            throw .config("--stats-interval must be at least 0.01 seconds, got \(statsInterval)")
+        }
+        if let haltPollNanoseconds, haltPollNanoseconds > 1_000_000_000 {
+            throw .config("--halt-poll-ns must be at most 1000000000 (1 s), got \(haltPollNanoseconds)")
         }
     }
 }

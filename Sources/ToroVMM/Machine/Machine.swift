@@ -35,6 +35,12 @@ public final class Machine {
             self.vm = try VirtualMachine(system: system)
             try vm.createInterruptController()
         } catch { throw .kvm(error) }
+        if let haltPoll = config.haltPollNanoseconds {
+            guard vm.checkExtension(UInt32(KVM_CAP_HALT_POLL)) > 0 else {
+                throw .kvmUnavailable("KVM lacks KVM_CAP_HALT_POLL, needed for --halt-poll-ns")
+            }
+            do { try vm.setHaltPoll(nanoseconds: haltPoll) } catch { throw .kvm(error) }
+        }
 
         do { self.memory = try GuestMemory(size: config.memory) } catch { throw .memory(error) }
 
@@ -88,7 +94,8 @@ public final class Machine {
     ///
     /// SIGINT and SIGTERM are blocked on the calling thread and taken with
     /// sigtimedwait, so a Ctrl-C stops the VM cleanly instead of killing the process.
-    public func run(console: ConsoleSink = ConsoleSink()) throws(VMMError) -> RunStatistics {
+    /// With `--stats-interval`, `onSample` receives each interval's sample as it is taken.
+    public func run(console: ConsoleSink = ConsoleSink(), onSample: (Sample) -> Void = { _ in }) throws(VMMError) -> RunStatistics {
         var waited = signalSet([SIGINT, SIGTERM, VMMSignal.stopped, VMMSignal.kick])
         var previousMask = sigset_t()
         pthread_sigmask(SIG_BLOCK, &waited, &previousMask)
@@ -116,7 +123,25 @@ public final class Machine {
         }
 
         let deadline = config.timeout.map { startNanoseconds + UInt64($0 * 1_000_000_000) }
-        waitForStop(control: control, signals: &waited, deadline: deadline)
+        var samples: [Sample] = []
+        if let interval = config.statsInterval, threads.count == vcpus.count {
+            var sampler = LiveSampler(
+                time: Clock.monotonicNanoseconds() - startNanoseconds, processCPU: Clock.processCPUNanoseconds(),
+                readings: readings(threads))
+            var next = Clock.monotonicNanoseconds() + UInt64(interval * 1e9)
+            while !control.isStopping {
+                waitForStop(control: control, signals: &waited, until: min(next, deadline ?? .max), deadline: deadline)
+                guard !control.isStopping else { break }
+                let sample = sampler.sample(
+                    time: Clock.monotonicNanoseconds() - startNanoseconds, processCPU: Clock.processCPUNanoseconds(),
+                    readings: readings(threads))
+                samples.append(sample)
+                onSample(sample)
+                next += UInt64(interval * 1e9)
+            }
+        } else {
+            waitForStop(control: control, signals: &waited, until: deadline ?? .max, deadline: deadline)
+        }
 
         for (vcpu, thread) in zip(vcpus, threads) {
             vcpu.requestImmediateExit()
@@ -135,22 +160,29 @@ public final class Machine {
             processCPUNanoseconds: Clock.processCPUNanoseconds(),
             consoleBytes: console.bytesWritten,
             rejectedRequests: runners.reduce(0) { $0 + $1.rejectedRequests },
-            vcpus: runners.map(\.statistics))
+            vcpus: runners.map(\.statistics),
+            samples: samples)
     }
 
-    /// Blocks until a vCPU stops the VM, a signal arrives or the deadline passes.
-    func waitForStop(control: StopControl, signals: inout sigset_t, deadline: UInt64?) {
+    /// Each vCPU's counters now, read from the main thread: the thread's CPU clock and KVM's stats fd.
+    func readings(_ threads: [HostThread]) -> [VCPUReading] {
+        zip(vcpus, threads).map { vcpu, thread in
+            VCPUReading(cpuNanoseconds: Clock.threadCPUNanoseconds(thread.handle) ?? 0, kvm: vcpu.stats.read())
+        }
+    }
+
+    /// Blocks until a vCPU stops the VM, a signal arrives, the timeout `deadline`
+    /// passes (which stops the VM) or the time `until` comes (which does not).
+    func waitForStop(control: StopControl, signals: inout sigset_t, until: UInt64, deadline: UInt64?) {
         while !control.isStopping {
-            var timeout = timespec(tv_sec: 3600, tv_nsec: 0)
-            if let deadline {
-                let now = Clock.monotonicNanoseconds()
-                if now >= deadline {
-                    control.stop(.timeout(seconds: config.timeout ?? 0))
-                    break
-                }
-                let left = deadline - now
-                timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+            let now = Clock.monotonicNanoseconds()
+            if let deadline, now >= deadline {
+                control.stop(.timeout(seconds: config.timeout ?? 0))
+                return
             }
+            guard now < until else { return }
+            let left = min(until - now, 3600 * 1_000_000_000)
+            var timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
             let signal = sigtimedwait(&signals, nil, &timeout)
             if signal == SIGINT || signal == SIGTERM { control.stop(.signal(signal)) }
         }

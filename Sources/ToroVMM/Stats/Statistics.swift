@@ -50,6 +50,8 @@ public struct RunStatistics: Sendable, Equatable {
     /// Guest requests the VMM refused (bad console descriptors, bad exit statuses).
     public var rejectedRequests: UInt64
     public var vcpus: [VCPUStatistics]
+    /// The live samples taken with `--stats-interval`, oldest first.
+    public var samples: [Sample] = []
 
     public var processCPUPercent: Double { percent(processCPUNanoseconds, of: wallNanoseconds) }
 

@@ -79,6 +79,7 @@ public enum StatisticsFormat {
             ("rejected_requests", .uint(stats.rejectedRequests)),
             ("vcpus", .array(stats.vcpus.map(vcpuJSON))),
             ("totals", vcpuJSON(stats.totals)),
+            ("samples", .array(stats.samples.map(sampleJSON))),
         ])
         return document.rendered() + "\n"
     }
@@ -104,6 +105,43 @@ public enum StatisticsFormat {
             ("kvm", .object(v.kvm.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) })),
         ]
         return .object(fields)
+    }
+
+    static func sampleJSON(_ sample: Sample) -> JSON {
+        .object([
+            ("t_ns", .uint(sample.timeNanoseconds)),
+            ("interval_ns", .uint(sample.intervalNanoseconds)),
+            ("process_cpu_percent", .double(sample.processCPUPercent)),
+            ("vcpus", .array(sample.vcpus.map { vcpu in
+                .object([
+                    ("index", .int(Int64(vcpu.index))),
+                    ("cpu_percent", .double(vcpu.cpuPercent)),
+                    ("hlt_exits_per_s", .double(vcpu.haltExitsPerSecond)),
+                    ("exits_per_s", .double(vcpu.exitsPerSecond)),
+                    ("halted_percent", .double(vcpu.haltedPercent)),
+                ])
+            })),
+        ])
+    }
+
+    // MARK: - Live lines
+
+    /// One line per interval, as `top` shows a process: time, the VMM's CPU, then each vCPU.
+    ///
+    /// `   2.0 s  vmm   0.4%  | vcpu0 cpu   0.1% hlt     12/s exits     15/s halted  99.8% | vcpu1 ...`
+    public static func sampleLine(_ sample: Sample) -> String {
+        func padded(_ text: String, _ width: Int) -> String {
+            String(repeating: " ", count: max(0, width - text.count)) + text
+        }
+        var line = padded(formatNumber(Double(sample.timeNanoseconds) / 1e9, decimals: 1), 7) + " s  vmm "
+            + padded(formatNumber(sample.processCPUPercent, decimals: 1), 6) + "%"
+        for vcpu in sample.vcpus {
+            line += "  | vcpu\(vcpu.index) cpu " + padded(formatNumber(vcpu.cpuPercent, decimals: 1), 5) + "%"
+            line += " hlt " + padded(formatNumber(vcpu.haltExitsPerSecond, decimals: 0), 6) + "/s"
+            line += " exits " + padded(formatNumber(vcpu.exitsPerSecond, decimals: 0), 6) + "/s"
+            line += " halted " + padded(formatNumber(vcpu.haltedPercent, decimals: 1), 5) + "%"
+        }
+        return line
     }
 
     // MARK: - Numbers
