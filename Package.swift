@@ -31,9 +31,17 @@ let package = Package(
             path: "Sources/ToroKernel",
             sources: [
                 "Memory/FreeListAllocator.swift",
+                "Memory/BlockHeader.swift",
+                "Memory/RemoteFreeList.swift",
+                "Memory/CoreHeap.swift",
+                "Memory/PageRun.swift",
+                "Memory/PageRunAllocator.swift",
+                "Memory/PageTableEntry.swift",
                 "Boot/KernelCommandLine.swift",
                 "Time/TSCConversion.swift",
                 "Time/TimerQueue.swift",
+                "Arch/Descriptors.swift",
+                "Arch/TickRatio.swift",
             ]
         ),
         .executableTarget(

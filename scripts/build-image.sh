@@ -6,8 +6,8 @@
 #
 # NAME is a folder of Swift files with an `@main` type, in Examples/ (programs
 # to show) or Tests/Guests/ (fixtures for the host tests). An image is
-# boot/entry.S + the kernel's C runtime + the ToroKernel Swift module + those
-# files, linked at 0x200000 by boot/kernel.ld.
+# boot/entry.S + the kernel's assembly and C runtime + the ToroKernel Swift
+# module + those files, linked at 0x200000 by boot/kernel.ld.
 # The kernel part is rebuilt only when something under Sources/ToroKernel or
 # boot/ is newer than its last build. Runs from the repository root; uses only
 # the Swift toolchain in $TORO_TOOLCHAIN (default /opt/swift/usr/bin).
@@ -102,6 +102,11 @@ build_kernel() {
     mkdir -p "$kernel_obj"
     "$clang" -target x86_64-unknown-none-elf -c boot/entry.S -o "$kernel_obj/entry.o"
     local source
+    # Assembly the kernel cannot write in Swift (interrupt entry stubs, descriptor loads).
+    while IFS= read -r source; do
+        local name="${source#Sources/ToroKernel/}"
+        "$clang" -target x86_64-unknown-none-elf -c "$source" -o "$kernel_obj/${name//\//_}.o"
+    done < <(find Sources/ToroKernel -name '*.S' | sort)
     while IFS= read -r source; do
         local name="${source#Sources/ToroKernel/}"
         "$clang" "${c_flags[@]}" -c "$source" -o "$kernel_obj/${name//\//_}.o"

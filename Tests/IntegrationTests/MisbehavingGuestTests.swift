@@ -23,6 +23,10 @@ final class MisbehavingGuestTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("rax"), result.stderr)
         XCTAssertEqual(stopReason(result), "guest_crashed")
         XCTAssertEqual(result.vcpus.count, 2, "statistics are still written after a crash")
+        // A real triple fault: the guest emptied its IDT first, so the kernel's
+        // exception handlers (status 5 and a report) never saw the fault.
+        XCTAssertTrue(result.stdout.contains("misbehave: triple-fault"), result.stdout)
+        XCTAssertFalse(result.stdout.contains("exception "), result.stdout)
     }
 
     func testExitStatusOutOfRangeIsACrash() throws {

@@ -1,3 +1,4 @@
+import Synchronization
 @testable import ToroKernelPortable
 import XCTest
 
@@ -43,6 +44,40 @@ final class FreeListAllocatorTests: XCTestCase {
     func testExhaustionReturnsNil() {
         var heap = makeAllocator()
         XCTAssertNil(heap.allocate(size: size * 2, alignment: 16))
+    }
+
+    func testRangesAddedLaterAreUsedAndMergeWhenTheyTouch() throws {
+        let start = UInt(bitPattern: buffer)
+        var heap = FreeListAllocator(owner: 3)
+        XCTAssertNil(heap.allocate(size: 16, alignment: 16), "no memory yet")
+        heap.add(start: start, end: start + 16 * 1024)
+        heap.add(start: start + 32 * 1024, end: start + 64 * 1024)
+        XCTAssertEqual(heap.capacity, 48 * 1024)
+        // Too big for the first range, fits the second.
+        let big = try XCTUnwrap(heap.allocate(size: 20 * 1024, alignment: 16))
+        XCTAssertGreaterThanOrEqual(UInt(bitPattern: big), start + 32 * 1024)
+        try heap.free(big)
+        // The gap added too: all three now form one free block.
+        heap.add(start: start + 16 * 1024, end: start + 32 * 1024)
+        let whole = try XCTUnwrap(heap.allocate(size: 60 * 1024, alignment: 16))
+        // Every block in use names its owner.
+        let tag = BlockHeader.tagWord(ofPayload: UInt(bitPattern: whole)).pointee.load(ordering: .relaxed)
+        XCTAssertEqual(BlockHeader.owner(ofInUse: tag), 3)
+        try heap.free(whole)
+        XCTAssertEqual(heap.bytesInUse, 0)
+    }
+
+    func testABlockOfAnotherOwnerIsRefused() throws {
+        let start = UInt(bitPattern: buffer)
+        // Core 0's ranges surround core 1's, so only the header can tell them apart.
+        var mine = FreeListAllocator(start: start, end: start + 16 * 1024, owner: 0)
+        mine.add(start: start + 48 * 1024, end: start + 64 * 1024)
+        var theirs = FreeListAllocator(start: start + 16 * 1024, end: start + 48 * 1024, owner: 1)
+        let block = try XCTUnwrap(theirs.allocate(size: 64, alignment: 16))
+        XCTAssertThrowsError(try mine.free(block)) {
+            XCTAssertEqual($0 as? FreeListAllocator.FreeError, .notInUse)
+        }
+        try theirs.free(block)
     }
 
     func testDoubleFreeAndForeignPointersAreRefused() throws {

@@ -25,12 +25,14 @@ enum ApplicationProcessors {
         }
     }
 
-    /// On every other CPU: waits for the release, says hello, checks in and
-    /// halts. Nothing runs on the APs yet; a halted vCPU costs the host nothing.
+    /// On every other CPU: waits for the release, loads the IDT and starts
+    /// its local APIC, says hello, checks in and halts with interrupts
+    /// enabled, so that IPIs reach it. A halted vCPU costs the host nothing.
     static func run(index: Int) -> Never {
         while !released.load(ordering: .acquiring) {
             CPU.pause()
         }
+        Interrupts.startOnThisCPU()  // CPU 0 built the IDT before the release
         let bootInfo = BootInfo.current
         Console.withLockedState { line in
             line.write("cpu ")
@@ -41,7 +43,11 @@ enum ApplicationProcessors {
             line.flushIfLineEnded()
         }
         checkedIn.bitwiseOr(UInt64(1) << UInt64(index), ordering: .releasing)
-        CPU.haltForever()
+        // Idle until the VM ends; each interrupt runs its handler and halts
+        // again. (The scheduler will replace this loop with its idle loop.)
+        while true {
+            Interrupts.enableAndHalt()
+        }
     }
 }
 

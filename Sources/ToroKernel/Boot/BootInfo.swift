@@ -16,6 +16,12 @@ public struct BootInfo {
         BootInfo(raw: UnsafePointer(bitPattern: published.load(ordering: .acquiring))!)
     }
 
+    /// ``current`` once CPU 0 has published it, else nil: for crash reports,
+    /// which may come before that.
+    static var publishedIfAny: BootInfo? {
+        UnsafePointer<toro_boot_info>(bitPattern: published.load(ordering: .acquiring)).map { BootInfo(raw: $0) }
+    }
+
     /// Number of CPUs (vCPUs) in the machine.
     public var cpuCount: Int { Int(raw.pointee.cpu_count) }
 
@@ -39,6 +45,13 @@ public struct BootInfo {
     /// The local APIC id of CPU `index` (0 ..< ``cpuCount``).
     public func apicID(ofCPU index: Int) -> UInt32 {
         kernel_boot_cpu(raw, UInt32(index)).pointee.apic_id
+    }
+
+    /// CPU `index`'s boot stack: its lowest usable byte and size. The VMM
+    /// leaves the page below `base` unmapped, as a guard.
+    func bootStack(ofCPU index: Int) -> (base: UInt, size: UInt) {
+        let cpu = kernel_boot_cpu(raw, UInt32(index)).pointee
+        return (UInt(cpu.stack_base), UInt(cpu.stack_size))
     }
 
     /// Whether the VMM's paravirtual console port exists.

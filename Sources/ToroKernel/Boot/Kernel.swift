@@ -11,21 +11,32 @@ import Synchronization
 /// | 0 | the application's `main` returned |
 /// | 3 | kernel panic (message on the console, prefixed `panic`) |
 /// | 4 | unusable boot info (message on COM1, prefixed `toro: bad boot info`) |
+/// | 5 | CPU exception (crash report on the console, starting `exception N (#XX ...)`) |
 ///
 /// Anything else comes from the application through ``exit(status:)``.
-/// A Swift runtime trap (`fatalError`, overflow, force-unwrap of nil) is not a
-/// panic yet: with no IDT it triple-faults and the VMM sees a shutdown.
+/// A Swift runtime trap (`fatalError`, overflow, force-unwrap of nil) executes
+/// `ud2`, so it ends as an exception report (#UD) with status 5.
 public enum Kernel {
     /// The status for a kernel panic.
     public static let panicStatus = 3
     /// The status for boot info the kernel cannot use.
     public static let badBootInfoStatus = 4
+    /// The status for a CPU exception (see `Exceptions` in Arch/).
+    public static let exceptionStatus = 5
 
     /// Flushes the console and stops the machine with `status` (0-255).
     public static func exit(status: Int) -> Never {
         Console.flush()
         PortIO.write32(exitPort.load(ordering: .relaxed), UInt32(truncatingIfNeeded: status))
         CPU.haltForever()  // in case the VMM lets the CPU go on
+    }
+
+    /// Stops the machine with `status` without touching the console, whose
+    /// lock the calling CPU may hold: for the crash report, which has
+    /// flushed what it wrote itself.
+    static func exitWithoutFlush(status: Int) -> Never {
+        PortIO.write32(exitPort.load(ordering: .relaxed), UInt32(truncatingIfNeeded: status))
+        CPU.haltForever()
     }
 
     /// Prints `panic (cpu N): message` and stops the machine with ``panicStatus``.

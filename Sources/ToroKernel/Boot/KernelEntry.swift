@@ -9,26 +9,35 @@ public func kernelEntry(_ bootInfoAddress: UInt, _ cpuIndex: UInt) -> Never {
     guard cpuIndex < UInt(TORO_MAX_CPUS) else {
         CPU.haltForever()  // no per-CPU block to run on; cannot even print
     }
-    // First, before anything that might print: putchar needs this CPU's block.
+    // First, before anything that might print: this CPU's own GDT and TSS
+    // (reloading the segment registers clears the GS base), then its per-CPU
+    // block, which putchar needs.
+    CPUTables.install(cpu: Int(cpuIndex))
     CPULocal.install(index: Int(cpuIndex))
     if cpuIndex != 0 {
         ApplicationProcessors.run(index: Int(cpuIndex))
     }
+    // The IDT and the local APIC next, so that every fault of the boot is reported.
+    Interrupts.startOnBootstrapProcessor()
     bootstrap(bootInfoAddress: bootInfoAddress)
 }
 
 /// CPU 0's boot: check the boot info, bring up the heap, the console and the
 /// other CPUs, then run the application.
 ///
-/// Interrupts stay disabled throughout (there is no IDT yet). When they come,
-/// their handlers must run on IST stacks: Swift cannot be told to avoid the
-/// red zone below RSP, which an interrupt on the same stack would overwrite.
+/// Interrupts stay disabled throughout, and while `main` runs: the kernel
+/// takes them only where a CPU waits in `Interrupts.enableAndHalt()`.
 private func bootstrap(bootInfoAddress: UInt) -> Never {
     guard let bootInfo = BootInfo.validated(address: bootInfoAddress) else {
         Kernel.exit(status: Kernel.badBootInfoStatus)
     }
     Kernel.exitPort.store(bootInfo.exitPort, ordering: .relaxed)
-    Heap.start(bootInfo: bootInfo)
+    // Memory before anything allocates: free pages, guard pages known to
+    // fault reports, then one heap per CPU (each takes memory at its CPU's
+    // first allocation, so the APs need no set-up of their own).
+    PageAllocator.start(bootInfo: bootInfo)
+    Stacks.start()
+    Heap.start(cpuCount: bootInfo.cpuCount)
     Console.start(bootInfo: bootInfo)
     bootInfo.publish()
 

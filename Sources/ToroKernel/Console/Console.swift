@@ -49,6 +49,14 @@ public enum Console {
     static func withLockedState<Result>(_ body: (inout ConsoleState) -> Result) -> Result {
         console.withLock(body)
     }
+
+    /// Runs `body` with the console state for a crash report: with the lock
+    /// if it comes free within about 50 ms, without it otherwise (the crashed
+    /// CPU may hold it). Only for reports after which the machine stops.
+    static func withStateForCrashReport(_ body: (inout ConsoleState) -> Void) {
+        // The TSC rate is not asked for: the boot info may not be valid yet.
+        console.withLockOrForce(until: Deadline(milliseconds: 50, tscKHz: 0), body)
+    }
 }
 
 /// The console's buffer and device, only ever touched under ``console``'s lock.
@@ -76,6 +84,14 @@ struct ConsoleState: TextSink {
     mutating func flushIfLineEnded() {
         if lineEnded {
             flush()
+        }
+    }
+
+    /// Makes what follows start on a line of its own: a newline if the
+    /// buffer ends in the middle of one (a crash cut it short).
+    mutating func startLine() {
+        if count > 0 && buffer[count - 1] != UInt8(ascii: "\n") {
+            append(UInt8(ascii: "\n"))
         }
     }
 

@@ -1,22 +1,23 @@
 /// A first-fit allocator over one contiguous range of memory.
 ///
-/// Every block, free or in use, starts with a 16-byte header: its size
-/// (header included, a multiple of 16) and a second word that is the address
-/// of the next free block for a free block, or ``inUseTag`` for a block in use.
-/// Free blocks form a list sorted by address, so that freeing can merge a block
-/// with both neighbours in one pass and the heap does not fragment into slivers.
+/// Every block, free or in use, starts with a 16-byte header (``BlockHeader``):
+/// its size (header included, a multiple of 16) and a second word that is the
+/// address of the next free block for a free block, or the in-use tag naming
+/// ``owner`` for a block in use. Free blocks form a list sorted by address, so
+/// that freeing can merge a block with both neighbours in one pass and the heap
+/// does not fragment into slivers.
+///
+/// The memory need not be one range: ``add(start:end:)`` hands the allocator
+/// more (each CPU's heap grows by 2 MiB chunks), and ranges that touch merge.
 ///
 /// Plain Swift over raw addresses with no kernel dependencies: it builds for the
 /// host too, where it can be tested against an ordinary buffer.
 struct FreeListAllocator {
     /// Block sizes and payload addresses are multiples of this.
     static let granule: UInt = 16
-    static let headerSize: UInt = 16
+    static let headerSize: UInt = BlockHeader.size
     /// The smallest block worth keeping: a header and one granule of payload.
     static let minimumBlock: UInt = 32
-    /// Marks a block in use. Larger than any physical address, so it can never
-    /// be mistaken for a free-list link.
-    static let inUseTag: UInt = 0x544F_524F_5553_4544  // "DESUOROT"
 
     /// Why ``free(_:)`` refused a pointer.
     enum FreeError: Error {
@@ -27,6 +28,8 @@ struct FreeListAllocator {
         case notInUse
     }
 
+    /// The lowest and one past the highest address managed: every block lies
+    /// in between (with gaps, when ranges were added that do not touch).
     private(set) var start: UInt = 0
     private(set) var end: UInt = 0
     /// Address of the lowest free block, 0 if none.
@@ -35,24 +38,39 @@ struct FreeListAllocator {
     private(set) var bytesInUse: UInt = 0
     /// Blocks in use.
     private(set) var allocationCount = 0
+    /// Bytes the allocator manages, in all its ranges.
+    private(set) var capacity: UInt = 0
+    /// The core whose heap this is, written into every block it hands out.
+    let owner: Int
 
-    /// An allocator with no memory; every allocation fails.
-    init() {}
-
-    /// An allocator owning `[start, end)`, which it takes to be free.
-    init(start: UInt, end: UInt) {
-        let first = Self.alignUp(start, Self.granule)
-        let last = end & ~(Self.granule - 1)
-        guard last > first, last - first >= Self.minimumBlock else { return }
-        self.start = first
-        self.end = last
-        Self.setSize(first, last - first)
-        Self.setLink(first, 0)
-        firstFree = first
+    /// An allocator with no memory (every allocation fails until ``add(start:end:)``).
+    init(owner: Int = 0) {
+        self.owner = owner
     }
 
-    /// Bytes the allocator manages.
-    var capacity: UInt { end - start }
+    /// An allocator owning `[start, end)`, which it takes to be free.
+    init(start: UInt, end: UInt, owner: Int = 0) {
+        self.owner = owner
+        add(start: start, end: end)
+    }
+
+    /// Adds `[start, end)`, which must be free and not overlap memory the
+    /// allocator has; merges it with a free block it touches. Too small a
+    /// range (under ``minimumBlock`` once aligned) is ignored.
+    mutating func add(start rangeStart: UInt, end rangeEnd: UInt) {
+        let first = Self.alignUp(rangeStart, Self.granule)
+        let last = rangeEnd & ~(Self.granule - 1)
+        guard last > first, last - first >= Self.minimumBlock else { return }
+        if capacity == 0 {
+            start = first
+            end = last
+        } else {
+            start = min(start, first)
+            end = max(end, last)
+        }
+        capacity += last - first
+        insertFree(first, size: last - first)
+    }
 
     // MARK: - Allocation
 
@@ -109,7 +127,7 @@ struct FreeListAllocator {
             Self.setLink(block, next)
         }
         Self.setSize(used, size)
-        Self.setLink(used, Self.inUseTag)
+        Self.setLink(used, BlockHeader.inUse(owner: owner))
         bytesInUse += size
         allocationCount += 1
     }
@@ -124,13 +142,20 @@ struct FreeListAllocator {
             throw .notInHeap
         }
         let block = payload - Self.headerSize
-        var size = Self.size(block)
-        guard Self.link(block) == Self.inUseTag, size >= Self.minimumBlock, size <= end - block else {
+        let size = Self.size(block)
+        guard Self.link(block) == BlockHeader.inUse(owner: owner), size >= Self.minimumBlock, size <= end - block
+        else {
             throw .notInUse
         }
         bytesInUse -= size
         allocationCount -= 1
+        insertFree(block, size: size)
+    }
 
+    /// Puts `[block, block + size)` on the free list, merged with the free
+    /// blocks right below and above it.
+    private mutating func insertFree(_ block: UInt, size blockSize: UInt) {
+        var size = blockSize
         // Find the free neighbours: the last free block below and the first above.
         var previous: UInt = 0
         var next = firstFree

@@ -8,7 +8,15 @@
  */
 #include "KernelSupport.h"
 
-struct kernel_cpu_local kernel_cpu_locals[TORO_MAX_CPUS];
+_Alignas(64) struct kernel_cpu_local kernel_cpu_locals[TORO_MAX_CPUS];
 
 _Alignas(64) uint8_t kernel_console_buffer[KERNEL_CONSOLE_BUFFER_SIZE];
 _Alignas(16) struct toro_console_write kernel_console_descriptor;
+
+/* Arch/: each CPU's GDT and TSS, the IDT all CPUs share, the interrupt
+ * handler table the entry stubs index, and the interrupt (IST) stacks. The
+ * stacks have no guard pages: they are in the image's identity-mapped bss. */
+_Alignas(64) struct kernel_cpu_tables kernel_cpu_tables[TORO_MAX_CPUS];
+_Alignas(4096) struct kernel_idt_gate kernel_idt[256];
+kernel_interrupt_handler _Nullable kernel_interrupt_handlers[256];
+_Alignas(4096) uint8_t kernel_interrupt_stacks[TORO_MAX_CPUS][KERNEL_IST_COUNT][KERNEL_IST_STACK_SIZE];

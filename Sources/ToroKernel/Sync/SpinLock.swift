@@ -8,9 +8,10 @@ import Synchronization
 /// ``withLock(_:)``, so it cannot be touched without holding the lock. Meant
 /// for short critical sections shared between CPUs (the console, the heap).
 ///
-/// Interrupts are still disabled for the whole life of the kernel; once they
-/// are enabled, `withLock` must also disable them on this CPU while held, or an
-/// interrupt handler taking the same lock would deadlock against itself.
+/// The lock does not disable interrupts: the kernel takes them only while a
+/// CPU waits in `Interrupts.enableAndHalt()`, holding no lock. Code that runs
+/// with interrupts enabled must hold locks that handlers also take inside
+/// `Interrupts.withDisabled`, or a handler would deadlock against its own CPU.
 public struct SpinLock<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     private let locked = Atomic<Bool>(false)
     private let cell: LockedCell<Value>
@@ -27,6 +28,27 @@ public struct SpinLock<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
         acquire()
         defer { release() }
         return try body(&cell.address.pointee)
+    }
+
+    /// Runs `body` with the protected value, holding the lock if it comes free
+    /// before `deadline` and without it after that.
+    ///
+    /// Only for code that ends the machine (the crash report): the CPU that
+    /// crashed may itself hold the lock, and the report must still come out.
+    /// Without the lock the output may mix with another CPU's; that beats silence.
+    borrowing func withLockOrForce<Result>(until deadline: Deadline, _ body: (inout Value) -> Result) -> Result {
+        var acquired = false
+        while !deadline.hasPassed {
+            if locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+                acquired = true
+                break
+            }
+            kernel_pause()
+        }
+        defer {
+            if acquired { release() }
+        }
+        return body(&cell.address.pointee)
     }
 
     private borrowing func acquire() {

@@ -5,7 +5,9 @@ import ToroKernel
 /// toro-vmm reports each case clearly and never crashes itself.
 ///
 /// `mode=` on the kernel command line selects the misdeed:
-/// - `triple-fault`: touches page 0, which is unmapped; with no IDT yet that is a triple fault.
+/// - `triple-fault`: loads an empty IDT (limit 0), then touches page 0, which is
+///   unmapped: the #PF finds no gate (#GP), nor does the #GP (#DF), nor the #DF,
+///   which is a triple fault. (With the kernel's IDT the #PF would be reported.)
 /// - `bad-exit`: writes 300 to the exit port (statuses are 0-255).
 /// - `bad-console`: sends malformed console descriptors, then exits 0 if it is still running.
 /// - `stray-io`: pokes ports and MMIO addresses where no device lives, then exits 0.
@@ -19,6 +21,7 @@ struct Misbehave {
         Console.flush()
         switch mode {
         case "triple-fault":
+            kernel_load_idt(0, 0)
             UnsafeMutablePointer<UInt64>(bitPattern: 0x10)!.pointee = 1
         case "bad-exit":
             kernel_outl(UInt16(TORO_PORT_EXIT), 300)

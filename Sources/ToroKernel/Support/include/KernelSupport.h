@@ -101,17 +101,28 @@ static inline bool kernel_rdrand64(uint64_t *value) {
  * CPU reaches its own data with a single load and no lock. Swift's `print`
  * calls putchar one byte at a time; collecting a whole line here before it
  * goes to the shared console keeps lines from different CPUs from interleaving.
+ * Blocks are cache-line aligned (the array is aligned to 64 and the size is
+ * a multiple of 64), so one CPU writing its own block never steals the cache
+ * line holding another CPU's. Swift does not import over-aligned structs, so
+ * the size is kept whole by hand: adjust `reserved` when adding a field.
  */
 struct kernel_cpu_local {
     struct kernel_cpu_local *self_pointer; /* at %gs:0 */
     uint32_t index;
     uint32_t line_length;
+    /* Arch/: exceptions being reported on this CPU (a second one ends the VM
+     * at once), the local APIC timer mode last programmed here, and the TSC
+     * deadline of the armed one-shot timer (0 if none). */
+    uint32_t exception_depth;
+    uint32_t timer_mode;
+    uint64_t timer_deadline;
     uint8_t line[KERNEL_LINE_MAX];
+    uint8_t reserved[48];
 };
 
-_Static_assert(sizeof(struct kernel_cpu_local) == 256, "kernel_cpu_local layout");
+_Static_assert(sizeof(struct kernel_cpu_local) % 64 == 0, "kernel_cpu_local fills whole cache lines");
 
-extern struct kernel_cpu_local kernel_cpu_locals[TORO_MAX_CPUS];
+extern _Alignas(64) struct kernel_cpu_local kernel_cpu_locals[TORO_MAX_CPUS];
 
 static inline struct kernel_cpu_local *kernel_cpu_local_block(uint32_t index) {
     return &kernel_cpu_locals[index];
@@ -160,6 +171,174 @@ static inline const struct toro_cpu_info *kernel_boot_cpu(const struct toro_boot
 
 static inline const uint8_t *kernel_boot_cmdline(const struct toro_boot_info *info) {
     return (const uint8_t *)info->cmdline;
+}
+
+/* MARK: - Descriptor tables, interrupt entry (Arch/) */
+
+/*
+ * Each CPU's own GDT uses the same slots as the VMM's boot GDT (toro_boot.h),
+ * so no selector changes meaning when a CPU switches to its own tables.
+ */
+#define KERNEL_SELECTOR_CODE TORO_BOOT_SELECTOR_CODE
+#define KERNEL_SELECTOR_DATA TORO_BOOT_SELECTOR_DATA
+#define KERNEL_SELECTOR_TSS TORO_BOOT_SELECTOR_TSS
+#define KERNEL_GDT_ENTRIES 5u /* null, code, data, TSS (a 16-byte descriptor) */
+
+/* Interrupt stack table slots 1-4 of each TSS (see Arch/CPUTables.swift). */
+#define KERNEL_IST_COUNT 4u
+#define KERNEL_IST_STACK_SIZE 16384u
+
+/*
+ * The 64-bit TSS (Intel SDM vol. 3A, 7.7) is 104 bytes whose 64-bit fields
+ * sit at offsets 4 mod 8, so it is kept as 32-bit words and its stack
+ * pointers are written through kernel_tss_set_ist.
+ */
+#define KERNEL_TSS_SIZE 104u
+
+struct kernel_cpu_tables {
+    uint64_t gdt[KERNEL_GDT_ENTRIES];
+    uint32_t tss[KERNEL_TSS_SIZE / 4];
+};
+
+extern struct kernel_cpu_tables kernel_cpu_tables[TORO_MAX_CPUS];
+extern uint8_t kernel_interrupt_stacks[TORO_MAX_CPUS][KERNEL_IST_COUNT][KERNEL_IST_STACK_SIZE];
+
+static inline struct kernel_cpu_tables *kernel_cpu_tables_block(uint32_t cpu) { return &kernel_cpu_tables[cpu]; }
+static inline uint64_t *kernel_cpu_tables_gdt(struct kernel_cpu_tables *tables) { return tables->gdt; }
+static inline uintptr_t kernel_cpu_tables_tss(struct kernel_cpu_tables *tables) { return (uintptr_t)tables->tss; }
+
+/* The top (first byte above) of CPU `cpu`'s stack for IST slot `ist` (1-based). */
+static inline uintptr_t kernel_interrupt_stack_top(uint32_t cpu, uint32_t ist) {
+    return (uintptr_t)kernel_interrupt_stacks[cpu][ist - 1] + KERNEL_IST_STACK_SIZE;
+}
+
+/* TSS.ISTn is at byte 36 + 8 (n - 1) (Intel SDM vol. 3A, figure 7-11). */
+static inline void kernel_tss_set_ist(struct kernel_cpu_tables *tables, uint32_t ist, uint64_t top) {
+    tables->tss[9 + 2 * (ist - 1)] = (uint32_t)top;
+    tables->tss[10 + 2 * (ist - 1)] = (uint32_t)(top >> 32);
+}
+
+/* The I/O map base (the upper half of the last word) past the limit: no I/O permission bitmap. */
+static inline void kernel_tss_set_no_io_bitmap(struct kernel_cpu_tables *tables) {
+    tables->tss[KERNEL_TSS_SIZE / 4 - 1] = KERNEL_TSS_SIZE << 16;
+}
+
+/* Arch/CPUTables.S: lgdt, reload CS (far return) and the data segments, ltr.
+ * Reloading GS clears the GS base, so this comes before the per-CPU block is installed. */
+void kernel_load_cpu_tables(const uint64_t *gdt, uint16_t limit, uint16_t tss_selector);
+
+/* One 16-byte gate per vector, shared by all CPUs (each CPU's TSS supplies the stacks). */
+struct kernel_idt_gate {
+    uint64_t low, high;
+};
+
+extern struct kernel_idt_gate kernel_idt[256];
+
+/* The high half first and the low half (which holds the present bit) last, so
+ * a CPU taking this vector meanwhile sees a gate that is either absent or whole. */
+static inline void kernel_idt_set_gate(uint8_t vector, uint64_t low, uint64_t high) {
+    __atomic_store_n(&kernel_idt[vector].low, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&kernel_idt[vector].high, high, __ATOMIC_RELAXED);
+    __atomic_store_n(&kernel_idt[vector].low, low, __ATOMIC_RELEASE);
+}
+
+static inline void kernel_load_idt(uintptr_t base, uint16_t limit) {
+    struct __attribute__((packed)) {
+        uint16_t limit;
+        uint64_t base;
+    } pointer = {limit, base};
+    __asm__ volatile("lidt %0" : : "m"(pointer) : "memory");
+}
+
+static inline uintptr_t kernel_idt_base(void) { return (uintptr_t)kernel_idt; }
+
+/*
+ * What every exception and interrupt entry stub (Arch/InterruptEntry.S)
+ * leaves on the stack: the general registers it pushed, the vector and error
+ * code (0 where the CPU pushes none), then the CPU's own frame.
+ */
+struct kernel_interrupt_frame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t vector;
+    uint64_t error_code;
+    uint64_t rip, cs, rflags, rsp, ss;
+};
+
+/* InterruptEntry.S hard-codes these offsets. */
+_Static_assert(offsetof(struct kernel_interrupt_frame, vector) == 120, "interrupt frame layout");
+_Static_assert(sizeof(struct kernel_interrupt_frame) == 176, "interrupt frame layout");
+
+/* Entry stub addresses by vector (InterruptEntry.S), for building gates. */
+extern const uint64_t kernel_interrupt_stubs[256];
+
+static inline uint64_t kernel_interrupt_stub(uint8_t vector) { return kernel_interrupt_stubs[vector]; }
+
+/* Handlers for vectors 32-254, called by the common interrupt stub; NULL for none. */
+typedef void (*kernel_interrupt_handler)(struct kernel_interrupt_frame *frame);
+extern kernel_interrupt_handler _Nullable kernel_interrupt_handlers[256];
+
+static inline void kernel_set_interrupt_handler(uint8_t vector, kernel_interrupt_handler _Nullable handler) {
+    __atomic_store_n(&kernel_interrupt_handlers[vector], handler, __ATOMIC_RELEASE);
+}
+
+/* MARK: - Interrupt flag and fault helpers */
+
+/* RFLAGS through the compiler's builtin (pushf; pop) rather than inline asm:
+ * the compiler knows the builtin uses the stack, so it never keeps data in
+ * the red zone across it, which a hand-written pushf would overwrite. */
+static inline uint64_t kernel_read_flags(void) { return __builtin_ia32_readeflags_u64(); }
+
+#define KERNEL_FLAGS_IF 0x200u
+
+/*
+ * `sti; hlt` back to back: STI enables interrupts only after the next
+ * instruction, so no interrupt can arrive between them and a wake-up sent
+ * after the caller's last check still ends the HLT instead of being lost
+ * (Intel SDM vol. 2B, STI). The CLI after it restores the caller's state once
+ * the waking interrupt's handler has run.
+ */
+static inline void kernel_enable_and_halt(void) { __asm__ volatile("sti; hlt; cli" : : : "memory"); }
+
+/* MFENCE: orders the x2APIC LVT write (a WRMSR that is not serializing)
+ * before a later IA32_TSC_DEADLINE write (Intel SDM vol. 3A, 10.5.4.1).
+ * An integer-unit instruction despite its SSE2 CPUID bit. */
+static inline void kernel_memory_fence(void) { __asm__ volatile("mfence" : : : "memory"); }
+
+static inline uint64_t kernel_read_cr2(void) {
+    uint64_t value;
+    __asm__ volatile("movq %%cr2, %0" : "=r"(value));
+    return value;
+}
+
+/* An unsigned 64-bit `div`: divisor 0 raises a real #DE (Swift would trap
+ * with ud2 before dividing). */
+static inline uint64_t kernel_divide(uint64_t dividend, uint64_t divisor) {
+    uint64_t quotient, remainder;
+    __asm__ volatile("divq %4" : "=a"(quotient), "=d"(remainder) : "a"(dividend), "d"(0), "rm"(divisor));
+    return quotient;
+}
+
+/* Raises #UD, as a Swift runtime trap does. */
+static inline void kernel_invalid_opcode(void) { __asm__ volatile("ud2"); }
+
+/* Makes the compiler assume the memory at `pointer` is read and written here,
+ * so that it keeps (for example) a stack frame it would otherwise optimise away. */
+static inline void kernel_escape(const void *pointer) { __asm__ volatile("" : : "r"(pointer) : "memory"); }
+
+/* MARK: - Paging (Memory/) */
+
+/* The physical address of the top-level page table (PML4) and its flags. */
+static inline uint64_t kernel_read_cr3(void) {
+    uint64_t value;
+    __asm__ volatile("movq %%cr3, %0" : "=r"(value));
+    return value;
+}
+
+/* Drops this CPU's TLB entries for the page holding `address`, whatever their
+ * size, and its cached paging-structure entries (Intel SDM vol. 3A, 4.10.4.1). */
+static inline void kernel_invlpg(uintptr_t address) {
+    __asm__ volatile("invlpg (%0)" : : "r"(address) : "memory");
 }
 
 /* MARK: - The application */
