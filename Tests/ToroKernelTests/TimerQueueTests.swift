@@ -16,6 +16,17 @@ final class TimerQueueTests: XCTestCase {
         XCTAssertNil(queue.earliestDeadline, "empty queue: the hardware timer stays off")
     }
 
+    func testPopFirstExpiredOneAtATime() {
+        var queue = TimerQueue<Int>()
+        queue.insert(deadline: 3, 3)
+        queue.insert(deadline: 1, 1)
+        queue.insert(deadline: 9, 9)
+        XCTAssertEqual(queue.popFirstExpired(now: 5), 1)
+        XCTAssertEqual(queue.popFirstExpired(now: 5), 3)
+        XCTAssertNil(queue.popFirstExpired(now: 5))
+        XCTAssertEqual(queue.count, 1)
+    }
+
     func testCancel() {
         var queue = TimerQueue<Int>()
         let a = queue.insert(deadline: 10, 1)

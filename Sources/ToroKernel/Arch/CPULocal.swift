@@ -27,3 +27,11 @@ enum CPULocal {
         Int(current.pointee.index)
     }
 }
+
+extension Kernel {
+    /// The index of the CPU running the caller (0 is the bootstrap processor).
+    public static var currentCPU: Int { CPULocal.index }
+
+    /// The address of this CPU's per-CPU block (reached through GS).
+    public static var currentCPUBlockAddress: UInt { UInt(bitPattern: CPULocal.current) }
+}

@@ -43,11 +43,9 @@ enum ApplicationProcessors {
             line.flushIfLineEnded()
         }
         checkedIn.bitwiseOr(UInt64(1) << UInt64(index), ordering: .releasing)
-        // Idle until the VM ends; each interrupt runs its handler and halts
-        // again. (The scheduler will replace this loop with its idle loop.)
-        while true {
-            Interrupts.enableAndHalt()
-        }
+        // Idle until the VM ends: serve cross-calls, halt until an interrupt.
+        // (The scheduler will replace this with its own idle loop.)
+        CrossCall.idleForever()
     }
 }
 

@@ -32,6 +32,7 @@ private func bootstrap(bootInfoAddress: UInt) -> Never {
         Kernel.exit(status: Kernel.badBootInfoStatus)
     }
     Kernel.exitPort.store(bootInfo.exitPort, ordering: .relaxed)
+    Clock.start(bootInfo: bootInfo)
     // Memory before anything allocates: free pages, guard pages known to
     // fault reports, then one heap per CPU (each takes memory at its CPU's
     // first allocation, so the APs need no set-up of their own).
@@ -42,6 +43,10 @@ private func bootstrap(bootInfoAddress: UInt) -> Never {
     bootInfo.publish()
 
     printBanner(bootInfo)
+    Kernel.reportCommandLine()
+    // Shared tables the APs use, built here while only CPU 0 runs.
+    Timers.start()
+    _ = Mailbox.all
     ApplicationProcessors.release(bootInfo: bootInfo)
 
     let status = main(0, nil)

@@ -46,6 +46,13 @@ public struct TimerQueue<Payload> {
         return remove(at: index).payload
     }
 
+    /// Removes and returns the earliest timer if its deadline is at or before `now`.
+    /// Allocates nothing, so an interrupt handler can drain the queue with it.
+    public mutating func popFirstExpired(now: UInt64) -> Payload? {
+        guard let first = heap.first, first.deadline <= now else { return nil }
+        return remove(at: 0).payload
+    }
+
     /// Removes and returns, in deadline order, every timer whose deadline is at or before `now`.
     public mutating func popExpired(now: UInt64) -> [Payload] {
         var expired: [Payload] = []

@@ -1,0 +1,109 @@
+import KernelSupport
+
+/// What a timer does when its deadline passes. Runs in the timer interrupt, on
+/// the core that armed it, with interrupts disabled: keep it short.
+public enum TimerAction {
+    /// Nothing: the interrupt itself is the point (it ends a core's `hlt`).
+    case wake
+    /// Calls `function(argument)`.
+    case call(@convention(c) (UInt) -> Void, UInt)
+}
+
+/// Per-core one-shot timers, tickless.
+///
+/// Each core keeps its own ``TimerQueue``, touched only by that core with
+/// interrupts disabled, so it needs no lock. The core's local APIC timer is
+/// armed for the earliest deadline only and disarmed when the queue empties:
+/// a core with nothing to wait for takes no timer interrupts at all, which is
+/// what lets an idle VM cost the host nothing.
+public enum Timers {
+    /// Adds a timer on this core; returns an ID for ``cancel(_:)``. `deadline` is a TSC value
+    /// (see ``Clock/deadline(afterNanoseconds:)``).
+    @discardableResult
+    public static func add(deadline: UInt64, _ action: TimerAction) -> TimerQueue<TimerAction>.ID {
+        Interrupts.withDisabled {
+            let queue = CoreTimers.current
+            let id = queue.timers.insert(deadline: deadline, action)
+            if queue.timers.earliestDeadline == deadline {
+                LocalAPIC.armTimer(deadlineTSC: deadline)
+            }
+            return id
+        }
+    }
+
+    /// Cancels a timer of this core that has not fired; returns whether it was pending.
+    @discardableResult
+    public static func cancel(_ id: TimerQueue<TimerAction>.ID) -> Bool {
+        Interrupts.withDisabled {
+            let queue = CoreTimers.current
+            guard queue.timers.cancel(id) != nil else { return false }
+            rearm(queue)
+            return true
+        }
+    }
+
+    /// Timers pending on this core.
+    public static var pendingCount: Int {
+        Interrupts.withDisabled { CoreTimers.current.timers.count }
+    }
+
+    /// Timer interrupts this core has taken.
+    public static var interruptCount: Int {
+        Interrupts.withDisabled { CoreTimers.current.interrupts }
+    }
+
+    /// Halts this core for `nanoseconds` without spinning: arms a timer and waits
+    /// in `sti; hlt` until the deadline has passed. Other interrupts may wake
+    /// the core earlier; it simply halts again.
+    public static func sleep(nanoseconds: UInt64) {
+        sleep(untilDeadline: Clock.deadline(afterNanoseconds: nanoseconds))
+    }
+
+    /// Halts this core until the TSC reaches `deadline`.
+    public static func sleep(untilDeadline deadline: UInt64) {
+        let saved = Interrupts.disable()
+        let id = add(deadline: deadline, .wake)
+        while CPU.timestamp() < deadline {
+            Interrupts.enableAndHalt()
+        }
+        cancel(id)  // normally already fired; not if another interrupt came at the deadline
+        Interrupts.restore(saved)
+    }
+
+    /// On every core, before it takes interrupts: the timer interrupt's handler.
+    static func start() {
+        _ = CoreTimers.all  // built once, on CPU 0, before the APs run
+        LocalAPIC.setTimerHandler { _ in Timers.expire() }
+    }
+
+    /// The timer interrupt: runs every due action, then arms for the next deadline or disarms.
+    static func expire() {
+        let queue = CoreTimers.current
+        queue.interrupts += 1
+        while let action = queue.timers.popFirstExpired(now: CPU.timestamp()) {
+            if case let .call(function, argument) = action {
+                function(argument)
+            }
+        }
+        rearm(queue)
+    }
+
+    private static func rearm(_ queue: CoreTimers) {
+        if let next = queue.timers.earliestDeadline {
+            LocalAPIC.armTimer(deadlineTSC: next)
+        } else {
+            LocalAPIC.disarmTimer()
+        }
+    }
+}
+
+/// One core's timers.
+final class CoreTimers {
+    var timers = TimerQueue<TimerAction>()
+    var interrupts = 0
+
+    /// One per possible CPU, created together the first time any is used.
+    nonisolated(unsafe) static let all: [CoreTimers] = (0..<Int(TORO_MAX_CPUS)).map { _ in CoreTimers() }
+
+    static var current: CoreTimers { all[CPULocal.index] }
+}
