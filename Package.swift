@@ -42,6 +42,13 @@ let package = Package(
                 "Time/TimerQueue.swift",
                 "Arch/Descriptors.swift",
                 "Arch/TickRatio.swift",
+                "Scheduler/RunQueue.swift",
+                "Scheduler/IncomingQueue.swift",
+                "Scheduler/CoreRunQueues.swift",
+                "Scheduler/WaiterList.swift",
+                "Scheduler/ParkPermit.swift",
+                "Scheduler/PollState.swift",
+                "Scheduler/ThreadState.swift",
             ]
         ),
         .executableTarget(

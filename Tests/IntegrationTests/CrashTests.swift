@@ -44,10 +44,20 @@ final class CrashTests: XCTestCase {
         let report = try crash("stack")
         XCTAssertTrue(report.contains("exception 14 (#PF page fault) on cpu 0"), report)
         XCTAssertTrue(report.contains("stack overflow: cr2 is in the guard page below cpu 0's stack"), report)
+        XCTAssertTrue(report.contains("  in thread 1\n"), "main is thread 1: \(report)")
         // CPU 0's boot stack starts at 0x101000 (BootLayout): its guard is the page below.
         let cr2 = try XCTUnwrap(report.range(of: "cr2 0x").map { report[$0.upperBound...].prefix(16) })
         let address = try XCTUnwrap(UInt64(cr2, radix: 16), report)
         XCTAssertTrue((0x100000..<0x101000).contains(address), "cr2 \(cr2) is not in CPU 0's guard page")
+    }
+
+    /// A spawned thread's stack has a guard page too, and the report names the stack and the thread.
+    func testThreadStackOverflowIsReportedWithTheThread() throws {
+        let report = try crash("thread", cpus: 2)
+        XCTAssertTrue(report.contains("crash test: thread 2 recursing on cpu 1"), report)
+        XCTAssertTrue(report.contains("exception 14 (#PF page fault) on cpu 1"), report)
+        XCTAssertTrue(report.contains("stack overflow: cr2 is in the guard page below the stack at 0x"), report)
+        XCTAssertTrue(report.contains("  in thread 2\n"), report)
     }
 
     func testFaultWhileDeliveringAFaultIsDoubleFault() throws {

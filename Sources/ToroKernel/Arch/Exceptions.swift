@@ -18,6 +18,7 @@ import KernelSupport
 ///   r13 0x... r14 0x... r15 0x...
 ///   page fault: write, page not present
 ///   stack overflow: cr2 is in the guard page below cpu 0's stack
+///   in thread 1
 /// ```
 enum Exceptions {
     /// `#PF page fault` for 14: the mnemonic and name from Intel SDM vol. 3A,
@@ -78,6 +79,11 @@ enum Exceptions {
                 cpu.pointee.line_length = 0
             }
             write(frame.pointee, cr2: cr2, cpu: cpu.pointee.index, to: &out)
+            if let thread = cpu.pointee.current_thread, let identify = threadIdentifier {
+                out.write("  in thread ")
+                out.write(decimal: identify(thread))
+                out.write("\n")
+            }
             out.flush()
         }
         Kernel.exitWithoutFlush(status: Kernel.exceptionStatus)
@@ -170,6 +176,19 @@ enum Exceptions {
         guard let bytes = UnsafePointer<UInt8>(bitPattern: UInt(rip)) else { return false }
         return bytes[0] == 0x0F && bytes[1] == 0x0B
     }
+
+    /// Given the per-CPU block's current thread, its ID, for the report's
+    /// `in thread N` line. Called with interrupts disabled, possibly with a
+    /// lock held by the faulting CPU: it must not allocate, block or take locks.
+    public typealias ThreadIdentifier = @convention(c) (_ thread: UnsafeMutableRawPointer) -> UInt64
+
+    /// Makes the report name the thread that was running (set by the scheduler at boot).
+    static func setThreadIdentifier(_ identify: ThreadIdentifier?) {
+        threadIdentifier = identify
+    }
+
+    /// Set once at boot by the scheduler; read by the report.
+    nonisolated(unsafe) private static var threadIdentifier: ThreadIdentifier?
 
     /// An exception while reporting one: the console state may be what broke,
     /// so one line straight to COM1 (which the VMM also forwards) and out.

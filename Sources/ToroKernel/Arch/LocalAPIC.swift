@@ -82,6 +82,7 @@ public enum LocalAPIC {
         kernel_wrmsr(spuriousMSR, softwareEnable | UInt64(spuriousVector))
         CPULocal.current.pointee.timer_mode = 0
         CPULocal.current.pointee.timer_deadline = 0
+        deadlineModeSelected.store(hasTSCDeadline && !oneShotForced.load(ordering: .relaxed), ordering: .relaxed)
     }
 
     /// On CPU 0 at bring-up: routes ``timerVector`` to the timer's own
@@ -95,7 +96,9 @@ public enum LocalAPIC {
     /// The mode ``armTimer(deadlineTSC:)`` uses: TSC-deadline where the CPU
     /// has it, unless ``forceOneShotTimer()`` was called.
     public static var timerMode: TimerMode {
-        hasTSCDeadline && !oneShotForced.load(ordering: .relaxed) ? .tscDeadline : .oneShot
+        // One plain load: this is on the path of every timer armed (CPUID
+        // itself is a VM exit, and even the cached value is a `swift_once`).
+        deadlineModeSelected.load(ordering: .relaxed) ? .tscDeadline : .oneShot
     }
 
     /// Makes every CPU use one-shot count mode from its next
@@ -105,6 +108,7 @@ public enum LocalAPIC {
     /// the first arming.
     public static func forceOneShotTimer() {
         oneShotForced.store(true, ordering: .relaxed)
+        deadlineModeSelected.store(false, ordering: .relaxed)
         _ = oneShotRate
         // Measuring used this CPU's timer: re-arm what was armed, in the new mode.
         let deadline = CPULocal.current.pointee.timer_deadline
@@ -243,5 +247,8 @@ public enum LocalAPIC {
 
 /// Set by ``LocalAPIC/forceOneShotTimer()``.
 private let oneShotForced = Atomic<Bool>(false)
+/// Whether ``LocalAPIC/timerMode`` is TSC-deadline: the CPU has it and
+/// one-shot mode was not forced. Set at each CPU's bring-up (all CPUs agree).
+private let deadlineModeSelected = Atomic<Bool>(false)
 /// ``TickRatio/fixed`` of the one-shot timer's measured rate; 0 until measured.
 private let calibratedRate = Atomic<UInt64>(0)

@@ -26,8 +26,9 @@ enum ApplicationProcessors {
     }
 
     /// On every other CPU: waits for the release, loads the IDT and starts
-    /// its local APIC, says hello, checks in and halts with interrupts
-    /// enabled, so that IPIs reach it. A halted vCPU costs the host nothing.
+    /// its local APIC, says hello, checks in and enters its scheduler's idle
+    /// loop, which halts with interrupts enabled, so that IPIs reach it. A
+    /// halted vCPU costs the host nothing.
     static func run(index: Int) -> Never {
         while !released.load(ordering: .acquiring) {
             CPU.pause()
@@ -43,9 +44,9 @@ enum ApplicationProcessors {
             line.flushIfLineEnded()
         }
         checkedIn.bitwiseOr(UInt64(1) << UInt64(index), ordering: .releasing)
-        // Idle until the VM ends: serve cross-calls, halt until an interrupt.
-        // (The scheduler will replace this with its own idle loop.)
-        CrossCall.idleForever()
+        // From now on this boot stack is the CPU's idle context: run threads
+        // as they arrive, serve cross-calls, halt while there is nothing to do.
+        Scheduler.runApplicationProcessor(index)
     }
 }
 

@@ -22,8 +22,8 @@ public func kernelEntry(_ bootInfoAddress: UInt, _ cpuIndex: UInt) -> Never {
     bootstrap(bootInfoAddress: bootInfoAddress)
 }
 
-/// CPU 0's boot: check the boot info, bring up the heap, the console and the
-/// other CPUs, then run the application.
+/// CPU 0's boot: check the boot info, bring up the heap, the console, the
+/// schedulers and the other CPUs, then run the application as thread 1.
 ///
 /// Interrupts stay disabled throughout, and while `main` runs: the kernel
 /// takes them only where a CPU waits in `Interrupts.enableAndHalt()`.
@@ -44,9 +44,12 @@ private func bootstrap(bootInfoAddress: UInt) -> Never {
 
     printBanner(bootInfo)
     Kernel.reportCommandLine()
+    Kernel.applyCommandLine()
     // Shared tables the APs use, built here while only CPU 0 runs.
     Timers.start()
     _ = Mailbox.all
+    // One scheduler per CPU; this boot context becomes thread 1, which runs `main`.
+    Scheduler.start(cpuCount: bootInfo.cpuCount)
     ApplicationProcessors.release(bootInfo: bootInfo)
 
     let status = main(0, nil)

@@ -4,7 +4,7 @@ extension Kernel {
     public static var commandLine: KernelCommandLine { parsedCommandLine }
 
     /// Keys the kernel reads; anything else is left to the application.
-    static let kernelOptions = ["idle", "spin", "ip", "gw"]
+    static let kernelOptions = ["idle", "spin", "pollgrace", "ip", "gw"]
 
     /// Says once, at boot, which words of the command line the kernel does not
     /// read (they are the application's) and which it could not parse.
@@ -29,6 +29,61 @@ extension Kernel {
                 text.write("', ignored\n")
                 text.flushIfLineEnded()
             }
+        }
+    }
+}
+
+extension Kernel {
+    /// On CPU 0 at boot, before the other CPUs run: applies the options the
+    /// kernel reads itself, and says so once for any value it cannot use.
+    ///
+    /// | option | values | meaning |
+    /// | --- | --- | --- |
+    /// | `idle=` | `halt` (default), `poll` | idle cases 2-4 (`IdleCase`): halt the core, or loop |
+    /// | `spin=` | `pause` (default), `nopause` | idle case 1: `pause` in every spin-wait turn, or not |
+    /// | `pollgrace=` | microseconds, default 1000 | how long a poller may find nothing before it counts as idle |
+    static func applyCommandLine() {
+        // Only what is there is looked at: with none of these options (the
+        // common case) this builds no string and no array on the boot path.
+        let line = commandLine
+        var halting = true
+        var pause = true
+        var grace = IdlePolicy.defaultPollGraceMicroseconds
+        if let value = line.value("idle") {
+            if value == "poll" {
+                halting = false
+            } else if value != "halt" {
+                reportInvalid("idle", value, expected: "halt or poll")
+            }
+        }
+        if let value = line.value("spin") {
+            if value == "nopause" {
+                pause = false
+            } else if value != "pause" {
+                reportInvalid("spin", value, expected: "pause or nopause")
+            }
+        }
+        if let value = line.value("pollgrace") {
+            if let microseconds = UInt64(value), microseconds <= 60_000_000 {
+                grace = microseconds
+            } else {
+                reportInvalid("pollgrace", value, expected: "microseconds, 0 to 60000000")
+            }
+        }
+        IdlePolicy.configure(halting: halting, pollGraceMicroseconds: grace)
+        SpinWait.configure(pause: pause)
+    }
+
+    private static func reportInvalid(_ key: StaticString, _ value: String, expected: StaticString) {
+        Console.withLockedState { text in
+            text.write("cmdline: ")
+            text.write(key)
+            text.write("=")
+            text.write(value)
+            text.write(" is not ")
+            text.write(expected)
+            text.write("; using the default\n")
+            text.flushIfLineEnded()
         }
     }
 }

@@ -20,3 +20,6 @@ _Alignas(64) struct kernel_cpu_tables kernel_cpu_tables[TORO_MAX_CPUS];
 _Alignas(4096) struct kernel_idt_gate kernel_idt[256];
 kernel_interrupt_handler _Nullable kernel_interrupt_handlers[256];
 _Alignas(4096) uint8_t kernel_interrupt_stacks[TORO_MAX_CPUS][KERNEL_IST_COUNT][KERNEL_IST_STACK_SIZE];
+
+/* Scheduler/: each CPU's scheduler, filled by Scheduler.start on CPU 0. */
+void *_Nullable kernel_schedulers[TORO_MAX_CPUS];

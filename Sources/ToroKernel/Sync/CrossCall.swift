@@ -4,14 +4,19 @@ import Synchronization
 /// Runs a function on another CPU, from that CPU's idle loop.
 ///
 /// Each CPU has a one-slot mailbox. The caller posts a function and wakes the
-/// target with an IPI; the target runs it the next time its idle loop looks,
-/// outside any interrupt handler (so the function may sleep or take
-/// interrupts), and marks it done. The idle loop checks the mailbox with
-/// interrupts disabled and then halts with `sti; hlt`, so a wake-up IPI sent
-/// between the check and the halt is taken at the `sti` and never lost.
+/// target with an IPI; the target runs it the next time its scheduler waits
+/// for work (`Scheduler.waitForWork()`: at once on an idle core, when its
+/// threads next block on a busy one), outside any interrupt handler (so the
+/// function may halt with `Timers.sleep` or take interrupts), on the stack of
+/// whatever context is waiting there, and marks it done. The function must
+/// not block in the scheduler's sense (`Thread.sleep`, `park`, `join`): it is
+/// not a thread. The idle loop checks the mailbox with interrupts disabled
+/// and then halts with `sti; hlt`, so a wake-up IPI sent between the check
+/// and the halt is taken at the `sti` and never lost.
 ///
-/// One caller per target at a time; the scheduler will replace this with its
-/// per-core queues.
+/// One caller per target at a time. For anything longer-lived, spawn a
+/// thread there (`Thread.spawn(on:)`); this remains for the kernel's own
+/// tests and for work that must run on a core without a thread of its own.
 public enum CrossCall {
     public typealias Work = @convention(c) (UInt) -> Void
 
@@ -45,14 +50,15 @@ public enum CrossCall {
         let deadline = Clock.deadline(afterNanoseconds: timeoutNanoseconds)
         while mailbox.done.load(ordering: .acquiring) != ticket {
             if CPU.timestamp() >= deadline { return false }
-            CPU.pause()
+            SpinWait.hint()
         }
         return true
     }
 
-    /// Runs what was posted to this CPU, if anything. Call with interrupts disabled.
-    static func serviceThisCPU() {
-        let mailbox = Mailbox.all[CPULocal.index]
+    /// Runs what was posted to this CPU (whose mailbox is `mailbox`), if
+    /// anything. Call with interrupts disabled.
+    @inline(__always)
+    static func service(_ mailbox: Mailbox) {
         let ticket = mailbox.posted.load(ordering: .acquiring)
         guard ticket != mailbox.done.load(ordering: .relaxed) else { return }
         let work = unsafeBitCast(mailbox.work.load(ordering: .relaxed), to: Work.self)
@@ -60,14 +66,6 @@ public enum CrossCall {
         mailbox.done.store(ticket, ordering: .releasing)
     }
 
-    /// The idle loop of a CPU with nothing else to do: serve cross-calls, halt until an interrupt.
-    static func idleForever() -> Never {
-        _ = Interrupts.disable()
-        while true {
-            serviceThisCPU()
-            Interrupts.enableAndHalt()
-        }
-    }
 }
 
 /// One CPU's mailbox.
@@ -76,6 +74,12 @@ final class Mailbox: Sendable {
     let argument = Atomic<UInt>(0)
     let posted = Atomic<UInt>(0)
     let done = Atomic<UInt>(0)
+
+    /// Whether something posted here has not run yet: the idle loop's last
+    /// look before it halts.
+    var hasWork: Bool {
+        posted.load(ordering: .sequentiallyConsistent) != done.load(ordering: .relaxed)
+    }
 
     /// Created together, on CPU 0, before the APs are released.
     static let all: [Mailbox] = (0..<Int(TORO_MAX_CPUS)).map { _ in Mailbox() }

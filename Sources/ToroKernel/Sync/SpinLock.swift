@@ -7,11 +7,14 @@ import Synchronization
 /// The value lives inside the lock and is reachable only through
 /// ``withLock(_:)``, so it cannot be touched without holding the lock. Meant
 /// for short critical sections shared between CPUs (the console, the heap).
+/// Each turn of the wait is a ``SpinWait/hint()`` (`pause`, idle case 1).
 ///
 /// The lock does not disable interrupts: the kernel takes them only while a
 /// CPU waits in `Interrupts.enableAndHalt()`, holding no lock. Code that runs
 /// with interrupts enabled must hold locks that handlers also take inside
 /// `Interrupts.withDisabled`, or a handler would deadlock against its own CPU.
+/// For the same reason (threads are not preempted), a thread must not block
+/// while holding a lock another thread of its own core may take.
 public struct SpinLock<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
     private let locked = Atomic<Bool>(false)
     private let cell: LockedCell<Value>
@@ -43,7 +46,7 @@ public struct SpinLock<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
                 acquired = true
                 break
             }
-            kernel_pause()
+            SpinWait.hint()
         }
         defer {
             if acquired { release() }
@@ -56,7 +59,7 @@ public struct SpinLock<Value: ~Copyable>: ~Copyable, @unchecked Sendable {
         // line shared, and only try the locked cmpxchg when it looks free.
         while !locked.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
             while locked.load(ordering: .relaxed) {
-                kernel_pause()  // tells the CPU (and the hypervisor) that this is a spin loop
+                SpinWait.hint()  // `pause`: tells the CPU (and the hypervisor) that this is a spin loop
             }
         }
     }

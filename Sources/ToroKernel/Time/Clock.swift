@@ -25,6 +25,13 @@ public enum Clock {
         conversion.ticks(nanoseconds: nanoseconds)
     }
 
+    /// The nanoseconds `ticks` TSC ticks last, rounded down: for turning a
+    /// difference of two ``CPU/timestamp()`` readings (from any cores: the
+    /// TSC is the same on all of them) into time.
+    public static func nanoseconds(ticks: UInt64) -> UInt64 {
+        conversion.nanoseconds(ticks: ticks)
+    }
+
     /// Nanoseconds from now until the TSC reaches `deadline` (0 if it has).
     public static func nanoseconds(until deadline: UInt64) -> UInt64 {
         let now = CPU.timestamp()

@@ -1,6 +1,7 @@
 import KernelSupport
 
-/// What a timer does when its deadline passes. Runs in the timer interrupt, on
+/// What a timer does when its deadline passes. Runs in the timer interrupt (or,
+/// on a core that loops instead of halting, from ``Timers/expireIfDue()``), on
 /// the core that armed it, with interrupts disabled: keep it short.
 public enum TimerAction {
     /// Nothing: the interrupt itself is the point (it ends a core's `hlt`).
@@ -22,12 +23,13 @@ public enum Timers {
     @discardableResult
     public static func add(deadline: UInt64, _ action: TimerAction) -> TimerQueue<TimerAction>.ID {
         Interrupts.withDisabled {
-            let queue = CoreTimers.current
-            let id = queue.timers.insert(deadline: deadline, action)
-            if queue.timers.earliestDeadline == deadline {
-                LocalAPIC.armTimer(deadlineTSC: deadline)
+            CoreTimers.withCurrent { queue in
+                let id = queue.timers.insert(deadline: deadline, action)
+                if queue.timers.earliestDeadline == deadline {
+                    LocalAPIC.armTimer(deadlineTSC: deadline)
+                }
+                return id
             }
-            return id
         }
     }
 
@@ -35,26 +37,28 @@ public enum Timers {
     @discardableResult
     public static func cancel(_ id: TimerQueue<TimerAction>.ID) -> Bool {
         Interrupts.withDisabled {
-            let queue = CoreTimers.current
-            guard queue.timers.cancel(id) != nil else { return false }
-            rearm(queue)
-            return true
+            CoreTimers.withCurrent { queue in
+                guard queue.timers.cancel(id) != nil else { return false }
+                rearm(queue)
+                return true
+            }
         }
     }
 
     /// Timers pending on this core.
     public static var pendingCount: Int {
-        Interrupts.withDisabled { CoreTimers.current.timers.count }
+        Interrupts.withDisabled { CoreTimers.withCurrent { $0.timers.count } }
     }
 
     /// Timer interrupts this core has taken.
     public static var interruptCount: Int {
-        Interrupts.withDisabled { CoreTimers.current.interrupts }
+        Interrupts.withDisabled { CoreTimers.withCurrent { $0.interrupts } }
     }
 
     /// Halts this core for `nanoseconds` without spinning: arms a timer and waits
     /// in `sti; hlt` until the deadline has passed. Other interrupts may wake
-    /// the core earlier; it simply halts again.
+    /// the core earlier; it simply halts again. The whole core waits: its
+    /// other threads do not run meanwhile (a thread sleeps with `Thread.sleep`).
     public static func sleep(nanoseconds: UInt64) {
         sleep(untilDeadline: Clock.deadline(afterNanoseconds: nanoseconds))
     }
@@ -78,8 +82,31 @@ public enum Timers {
 
     /// The timer interrupt: runs every due action, then arms for the next deadline or disarms.
     static func expire() {
-        let queue = CoreTimers.current
-        queue.interrupts += 1
+        CoreTimers.withCurrent { queue in
+            queue.interrupts += 1
+            runExpired(queue)
+        }
+    }
+
+    /// Runs this core's due timers now if its armed deadline has passed, as
+    /// the timer interrupt would, and re-arms: for code that loops with
+    /// interrupts disabled instead of halting (the scheduler's `idle=poll`
+    /// loop, `Thread.yield()`). On the project's hosts KVM emulates every
+    /// guest instruction and seldom delivers an interrupt inside a short
+    /// `sti; nop; cli` window, so a core that never halts would otherwise run
+    /// its timers milliseconds late. One GS-relative load and a `rdtsc` when
+    /// nothing is due. An expiry the hardware also raised is then dropped by
+    /// the local APIC's handler (the deadline it was for is gone).
+    @inline(__always)
+    public static func expireIfDue() {
+        let deadline = kernel_cpu_local_timer_deadline()
+        if deadline != 0 && CPU.timestamp() >= deadline {
+            CoreTimers.withCurrent { runExpired($0) }
+        }
+    }
+
+    /// Runs every due action of `queue`, then arms for the next deadline or disarms.
+    private static func runExpired(_ queue: CoreTimers) {
         while let action = queue.timers.popFirstExpired(now: CPU.timestamp()) {
             if case let .call(function, argument) = action {
                 function(argument)
@@ -105,5 +132,20 @@ final class CoreTimers {
     /// One per possible CPU, created together the first time any is used.
     nonisolated(unsafe) static let all: [CoreTimers] = (0..<Int(TORO_MAX_CPUS)).map { _ in CoreTimers() }
 
-    static var current: CoreTimers { all[CPULocal.index] }
+    /// Calls `body` with this core's timers, lent without retaining them
+    /// (they live as long as the machine), found through the per-CPU block:
+    /// every timer operation and interrupt starts here.
+    @inline(__always)
+    static func withCurrent<Result>(_ body: (CoreTimers) -> Result) -> Result {
+        let timers = kernel_cpu_local_timers() ?? install()
+        return Unmanaged<CoreTimers>.fromOpaque(timers)._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Points this CPU's per-CPU block at its timers (on its first timer operation).
+    @inline(never)
+    private static func install() -> UnsafeMutableRawPointer {
+        let timers = Unmanaged.passUnretained(all[CPULocal.index]).toOpaque()
+        CPULocal.current.pointee.timers = timers
+        return timers
+    }
 }

@@ -21,6 +21,9 @@ import ToroKernel
 ///   report starts while its own CPU holds the console lock (needs `--cpus 2`).
 /// - `remote`: an IPI makes CPU 1 run a handler that touches unmapped memory
 ///   (needs `--cpus 2`); CPU 0 waits to be stopped by the report.
+/// - `thread`: a thread spawned on the last CPU recurses until its stack
+///   reaches the guard page below it (#PF, reported as a stack overflow in
+///   that thread); `main` waits for it in a join.
 @main
 struct CrashTest {
     /// Above any RAM a test VM has, and not in the identity map (only RAM and
@@ -60,6 +63,12 @@ struct CrashTest {
                 CPU.pause()
             }
             print("crash test: cpu 1 did not crash")
+        case "thread":
+            let thread = Thread.spawn(on: BootInfo.current.cpuCount - 1) {
+                print("crash test: thread \(Thread.current.id) recursing on cpu \(Kernel.currentCPU)")
+                print("depth \(recurse(0))")
+            }
+            thread.join()
         case "nmi":
             // CPU 1 waits a little, then sends CPU 0 an NMI, which interrupts
             // even with interrupts disabled: almost surely while CPU 0 holds

@@ -117,7 +117,15 @@ struct kernel_cpu_local {
     uint32_t timer_mode;
     uint64_t timer_deadline;
     uint8_t line[KERNEL_LINE_MAX];
-    uint8_t reserved[48];
+    /* Scheduler/: this core's scheduler and the thread running on it, both
+     * Swift objects (unretained: the scheduler keeps them alive), so that
+     * finding either costs one GS-relative load. NULL until the scheduler starts. */
+    void *_Nullable scheduler;
+    void *_Nullable current_thread;
+    /* Time/: this core's timer queue (a Swift object, unretained), set on
+     * its first use. */
+    void *_Nullable timers;
+    uint8_t reserved[24];
 };
 
 _Static_assert(sizeof(struct kernel_cpu_local) % 64 == 0, "kernel_cpu_local fills whole cache lines");
@@ -137,6 +145,37 @@ static inline struct kernel_cpu_local *kernel_cpu_local_current(void) {
     struct kernel_cpu_local *block;
     __asm__ volatile("movq %%gs:0, %0" : "=r"(block));
     return block;
+}
+
+/* This CPU's scheduler, current thread, timer queue and timer deadline, one
+ * GS-relative load each (see above). */
+static inline void *_Nullable kernel_cpu_local_scheduler(void) {
+    void *scheduler;
+    __asm__ volatile("movq %%gs:%c1, %0" : "=r"(scheduler) : "i"(offsetof(struct kernel_cpu_local, scheduler)));
+    return scheduler;
+}
+
+static inline void *_Nullable kernel_cpu_local_current_thread(void) {
+    void *thread;
+    __asm__ volatile("movq %%gs:%c1, %0" : "=r"(thread) : "i"(offsetof(struct kernel_cpu_local, current_thread)));
+    return thread;
+}
+
+static inline void *_Nullable kernel_cpu_local_timers(void) {
+    void *timers;
+    __asm__ volatile("movq %%gs:%c1, %0" : "=r"(timers) : "i"(offsetof(struct kernel_cpu_local, timers)));
+    return timers;
+}
+
+/* The TSC deadline of this CPU's armed timer, 0 if none (see Arch/LocalAPIC.swift). */
+static inline uint64_t kernel_cpu_local_timer_deadline(void) {
+    uint64_t deadline;
+    __asm__ volatile("movq %%gs:%c1, %0" : "=r"(deadline) : "i"(offsetof(struct kernel_cpu_local, timer_deadline)));
+    return deadline;
+}
+
+static inline void kernel_cpu_local_set_current_thread(void *_Nullable thread) {
+    __asm__ volatile("movq %0, %%gs:%c1" : : "r"(thread), "i"(offsetof(struct kernel_cpu_local, current_thread)) : "memory");
 }
 
 /* MARK: - Fixed-address storage */
@@ -300,6 +339,14 @@ static inline uint64_t kernel_read_flags(void) { return __builtin_ia32_readeflag
  */
 static inline void kernel_enable_and_halt(void) { __asm__ volatile("sti; hlt; cli" : : : "memory"); }
 
+/*
+ * `sti; nop; cli`: a window of one instruction in which a pending interrupt
+ * (a timer, an IPI, a device) is taken, for code that polls instead of
+ * halting. STI's one-instruction shadow covers the NOP; the interrupt is
+ * recognised before the CLI (Intel SDM vol. 2B, STI; vol. 3A, 6.8.3).
+ */
+static inline void kernel_interrupt_window(void) { __asm__ volatile("sti; nop; cli" : : : "memory"); }
+
 /* MFENCE: orders the x2APIC LVT write (a WRMSR that is not serializing)
  * before a later IA32_TSC_DEADLINE write (Intel SDM vol. 3A, 10.5.4.1).
  * An integer-unit instruction despite its SSE2 CPUID bit. */
@@ -340,6 +387,31 @@ static inline uint64_t kernel_read_cr3(void) {
 static inline void kernel_invlpg(uintptr_t address) {
     __asm__ volatile("invlpg (%0)" : : "r"(address) : "memory");
 }
+
+/* MARK: - Threads (Scheduler/) */
+
+/* Each CPU's scheduler (a Swift object, retained once for good), by CPU
+ * index; filled on CPU 0 before the other CPUs are released. Static, so that
+ * finding another core's scheduler is one load and booting allocates no table. */
+extern void *_Nullable kernel_schedulers[TORO_MAX_CPUS];
+
+static inline void *_Nullable kernel_scheduler_of(uint32_t cpu) { return kernel_schedulers[cpu]; }
+static inline void kernel_set_scheduler_of(uint32_t cpu, void *scheduler) { kernel_schedulers[cpu] = scheduler; }
+
+/*
+ * Scheduler/ContextSwitch.S. Pushes the registers the System V ABI makes
+ * callee-saved (RBX, RBP, R12-R15) on the current stack, stores RSP in
+ * *save_rsp, loads next_rsp and pops the same registers from there. The
+ * caller-saved registers are dead across the call by the ABI; there is no
+ * vector state (the kernel has no SSE) and RFLAGS.IF is 0 on both sides.
+ */
+void kernel_context_switch(uint64_t *save_rsp, uint64_t next_rsp);
+
+/* Where a new thread's first switch returns to: calls toro_thread_main with
+ * the R12 its initial frame holds (the thread). */
+extern const char kernel_thread_trampoline[];
+
+static inline uint64_t kernel_thread_trampoline_address(void) { return (uint64_t)(uintptr_t)kernel_thread_trampoline; }
 
 /* MARK: - The application */
 
