@@ -82,5 +82,5 @@ final class Mailbox: Sendable {
     }
 
     /// Created together, on CPU 0, before the APs are released.
-    static let all: [Mailbox] = (0..<Int(TORO_MAX_CPUS)).map { _ in Mailbox() }
+    static let all: [Mailbox] = (0..<BootInfo.current.cpuCount).map { _ in Mailbox() }
 }

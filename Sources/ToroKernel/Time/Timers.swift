@@ -129,8 +129,8 @@ final class CoreTimers {
     var timers = TimerQueue<TimerAction>()
     var interrupts = 0
 
-    /// One per possible CPU, created together the first time any is used.
-    nonisolated(unsafe) static let all: [CoreTimers] = (0..<Int(TORO_MAX_CPUS)).map { _ in CoreTimers() }
+    /// One per CPU, created together the first time any is used (on CPU 0, at boot).
+    nonisolated(unsafe) static let all: [CoreTimers] = (0..<BootInfo.current.cpuCount).map { _ in CoreTimers() }
 
     /// Calls `body` with this core's timers, lent without retaining them
     /// (they live as long as the machine), found through the per-CPU block:
