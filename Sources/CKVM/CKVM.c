@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
 
 const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;
 const unsigned long CKVM_CREATE_VM = KVM_CREATE_VM;
@@ -54,3 +56,18 @@ int ckvm_install_kick_handler(int signal_number) {
 }
 
 int ckvm_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
+
+const unsigned long CKVM_TUNSETIFF = TUNSETIFF;
+const int CKVM_IFF_TAP = IFF_TAP;
+const int CKVM_IFF_NO_PI = IFF_NO_PI;
+const int CKVM_IFNAMSIZ = IFNAMSIZ;
+
+int ckvm_tun_set_iff(int fd, const char *name, int flags, char *actual) {
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    request.ifr_flags = (short)flags;
+    int result = ioctl(fd, TUNSETIFF, &request);
+    if (result >= 0 && actual) memcpy(actual, request.ifr_name, IFNAMSIZ);
+    return result;
+}

@@ -96,4 +96,18 @@ int ckvm_install_kick_handler(int signal_number);
 /* pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not set. */
 int ckvm_set_thread_name(pthread_t thread, const char *name);
 
+/* MARK: - TAP devices */
+
+/* TUNSETIFF and the flags it takes, from <linux/if_tun.h>. The kernel's networking
+ * headers stay in CKVM.c, out of what Swift imports next to Glibc's <net/if.h>. */
+extern const unsigned long CKVM_TUNSETIFF;
+extern const int CKVM_IFF_TAP;
+extern const int CKVM_IFF_NO_PI;
+extern const int CKVM_IFNAMSIZ;
+
+/* TUNSETIFF on `fd` with interface `name` (may be "" for a kernel-chosen name) and
+ * `flags`; the name the kernel used is copied to `actual` (CKVM_IFNAMSIZ bytes).
+ * Returns ioctl's result; errno is left as ioctl set it. */
+int ckvm_tun_set_iff(int fd, const char *name, int flags, char *actual);
+
 #endif
