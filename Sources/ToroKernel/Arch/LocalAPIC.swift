@@ -201,7 +201,7 @@ public enum LocalAPIC {
     /// APIC timer runs at 1 GHz whatever the host's crystal, so CPUID leaf
     /// 0x15 would be wrong here). Leaves this CPU's LVT to be reprogrammed.
     private static func calibrate() -> TickRatio {
-        let khz = BootInfo.current.tscKHz == 0 ? Deadline.fallbackKHz : BootInfo.current.tscKHz
+        let khz = Clock.conversion.ticksPerMillisecond  // never 0: the clock falls back to 3 GHz
         kernel_wrmsr(timerLVTMSR, lvtMasked | UInt64(timerVector))
         kernel_wrmsr(timerDivideMSR, divideBy1)
         kernel_wrmsr(timerInitialCountMSR, UInt64(UInt32.max))

@@ -15,7 +15,7 @@ enum ApplicationProcessors {
         released.store(true, ordering: .releasing)
         // Bits 1 ..< cpuCount; cpuCount is at most TORO_MAX_CPUS (32), so this cannot overflow.
         let expected = (UInt64(1) << UInt64(bootInfo.cpuCount)) - 2
-        let deadline = Deadline(milliseconds: checkInTimeoutMilliseconds, tscKHz: bootInfo.tscKHz)
+        let deadline = Deadline(milliseconds: checkInTimeoutMilliseconds)
         while checkedIn.load(ordering: .acquiring) & expected != expected && !deadline.hasPassed {
             CPU.pause()
         }

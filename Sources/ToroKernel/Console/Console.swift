@@ -55,7 +55,7 @@ public enum Console {
     /// CPU may hold it). Only for reports after which the machine stops.
     static func withStateForCrashReport(_ body: (inout ConsoleState) -> Void) {
         // The TSC rate is not asked for: the boot info may not be valid yet.
-        console.withLockOrForce(until: Deadline(milliseconds: 50, tscKHz: 0), body)
+        console.withLockOrForce(until: Deadline(milliseconds: 50), body)
     }
 }
 
