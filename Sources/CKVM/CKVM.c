@@ -19,6 +19,15 @@ const unsigned long CKVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
 const unsigned long CKVM_SET_TSS_ADDR = KVM_SET_TSS_ADDR;
 const unsigned long CKVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_ADDR;
 const unsigned long CKVM_ENABLE_CAP = KVM_ENABLE_CAP;
+const unsigned long CKVM_IRQ_LINE = KVM_IRQ_LINE;
+
+int ckvm_irq_line(int vm_fd, uint32_t gsi, uint32_t level) {
+    struct kvm_irq_level request;
+    memset(&request, 0, sizeof request);
+    request.irq = gsi;
+    request.level = level;
+    return ioctl(vm_fd, KVM_IRQ_LINE, &request);
+}
 
 const unsigned long CKVM_RUN = KVM_RUN;
 const unsigned long CKVM_GET_REGS = KVM_GET_REGS;

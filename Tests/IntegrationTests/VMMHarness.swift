@@ -55,10 +55,11 @@ enum VMMHarness {
     }
 
     /// Runs `toro-vmm run ARGS` with JSON statistics in a temporary file; kills it after `limit` seconds.
-    static func run(_ arguments: [String], stats: Bool = true, limit: TimeInterval = 30,
+    /// `binary` replaces toro-vmm with a wrapper that takes the same arguments.
+    static func run(_ arguments: [String], stats: Bool = true, limit: TimeInterval = 30, binary: URL? = nil,
                     afterStart: ((Process) -> Void)? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = binary ?? VMMHarness.binary
         let statsFile = FileManager.default.temporaryDirectory.appendingPathComponent("toro-stats-\(UUID().uuidString).json")
         var args = ["run"] + arguments
         if stats { args += ["--stats", "json", "--stats-file", statsFile.path] }

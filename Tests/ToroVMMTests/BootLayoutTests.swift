@@ -50,6 +50,24 @@ final class BootLayoutTests: XCTestCase {
         XCTAssertEqual(try memory.load(UInt64.self, at: GuestAddress(BootLayout.bootInfo)), TORO_BOOT_MAGIC)
     }
 
+    func testBootInfoListsDevices() throws {
+        let memory = try GuestMemory(size: 16 << 20)
+        var info = BootInfo(cpuCount: 1, memory: memory, kernelRanges: [], tscKHz: 0, commandLine: "")
+        XCTAssertEqual(try info.encoded().device_count, 0)
+        info.devices = [BootInfo.Device(type: TORO_DEVICE_VIRTIO_MMIO, irq: 5, base: 0xD100_0000, size: 0x200)]
+        var raw = try info.encoded()
+        XCTAssertEqual(raw.device_count, 1)
+        let first = withUnsafeBytes(of: &raw.devices) { $0.bindMemory(to: toro_device.self)[0] }
+        XCTAssertEqual(first.type, TORO_DEVICE_VIRTIO_MMIO)
+        XCTAssertEqual(first.irq, 5)
+        XCTAssertEqual(first.base, 0xD100_0000)
+        XCTAssertEqual(first.size, 0x200)
+        info.devices = Array(repeating: info.devices[0], count: Int(TORO_MAX_DEVICES) + 1)
+        XCTAssertThrowsError(try info.encoded()) {
+            XCTAssertEqual($0 as? BootInfo.Problem, .tooManyDevices(Int(TORO_MAX_DEVICES) + 1))
+        }
+    }
+
     func testBootInfoRejectsOversizedCommandLine() throws {
         let memory = try GuestMemory(size: 16 << 20)
         let info = BootInfo(cpuCount: 1, memory: memory, kernelRanges: [], tscKHz: 0, commandLine: String(repeating: "x", count: 1024))

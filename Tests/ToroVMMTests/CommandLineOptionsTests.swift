@@ -87,4 +87,30 @@ final class CommandLineOptionsTests: XCTestCase {
         assertUsageError("run k.elf --frobnicate", mentions: "unknown option")
         assertUsageError("run k.elf --stats-file=", mentions: "needs a path")
     }
+
+    func testNetDevice() throws {
+        XCTAssertNil(try config("run k.elf").net)
+        XCTAssertEqual(try config("run k.elf --net tap=toro0").net, NetConfig(tapName: "toro0"))
+        let full = try config("run k.elf --net=tap=toro0,mac=02:aa:bb:cc:dd:0e,drop=25").net
+        XCTAssertEqual(full?.tapName, "toro0")
+        XCTAssertEqual(full?.mac, MACAddress("02:aa:bb:cc:dd:0e"))
+        XCTAssertEqual(full?.dropPercent, 25)
+        XCTAssertEqual(try config("run k.elf --net drop=100,tap=t").net?.dropPercent, 100)
+    }
+
+    func testNetDeviceUsageErrors() {
+        assertUsageError("run k.elf --net", mentions: "--net needs a value")
+        assertUsageError("run k.elf --net mac=02:00:00:00:00:01", mentions: "missing tap=NAME")
+        assertUsageError("run k.elf --net tap=", mentions: "tap= needs an interface name")
+        assertUsageError("run k.elf --net tap=a-name-that-is-too-long", mentions: "longer than 15 bytes")
+        assertUsageError("run k.elf --net tap=a/b", mentions: "not a valid interface name")
+        assertUsageError("run k.elf --net tap=t,mac=02:00:00:00:00", mentions: "six hexadecimal bytes")
+        assertUsageError("run k.elf --net tap=t,mac=01:00:5e:00:00:01", mentions: "multicast")
+        assertUsageError("run k.elf --net tap=t,drop=101", mentions: "0-100")
+        assertUsageError("run k.elf --net tap=t,drop=-1", mentions: "0-100")
+        assertUsageError("run k.elf --net tap=t,speed=10", mentions: "unknown key 'speed'")
+        assertUsageError("run k.elf --net tap=t,tap=u", mentions: "tap= given twice")
+        assertUsageError("run k.elf --net tap", mentions: "not KEY=VALUE")
+        assertUsageError("run k.elf --net tap=t --net tap=u", mentions: "--net given twice")
+    }
 }

@@ -102,4 +102,38 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(StatisticsFormat.formatNumber(-2.5, decimals: 1), "-2.5")
         XCTAssertEqual(StatisticsFormat.formatNumber(.nan, decimals: 1), "0")
     }
+
+    func testDevicesInTextAndJSON() throws {
+        var stats = sample()
+        XCTAssertEqual(try devices(StatisticsFormat.json(stats)).count, 0)
+        var counters = VirtioNetCounters()
+        counters.txFrames = 3
+        counters.txBytes = 180
+        counters.rxFrames = 2
+        counters.rxBytes = 120
+        counters.rxDrops = 1
+        counters.notifications = 4
+        stats.devices = [DeviceStatistics(
+            kind: "virtio-net", base: 0xD100_0000, irq: 5, backend: "tap:toro0", mac: "52:54:00:12:34:01",
+            counters: counters, interruptsRaised: 2, errors: 0)]
+        let device = try XCTUnwrap(try devices(StatisticsFormat.json(stats)).first)
+        XCTAssertEqual(device["type"] as? String, "virtio-net")
+        XCTAssertEqual(device["base"] as? Int, 0xD100_0000)
+        XCTAssertEqual(device["irq"] as? Int, 5)
+        XCTAssertEqual(device["backend"] as? String, "tap:toro0")
+        XCTAssertEqual(device["tx_frames"] as? Int, 3)
+        XCTAssertEqual(device["tx_bytes"] as? Int, 180)
+        XCTAssertEqual(device["rx_drops"] as? Int, 1)
+        XCTAssertEqual(device["notifications"] as? Int, 4)
+        XCTAssertEqual(device["interrupts"] as? Int, 2)
+        XCTAssertEqual(device["errors"] as? Int, 0)
+        let text = StatisticsFormat.text(stats)
+        XCTAssertTrue(text.contains("virtio-net at 0xd1000000 irq 5 (tap:toro0, mac 52:54:00:12:34:01): tx 3 frames 180 bytes"), text)
+        XCTAssertTrue(text.contains("rx 2 frames 120 bytes 1 dropped, 4 notifications, 2 interrupts"), text)
+    }
+
+    func devices(_ json: String) throws -> [[String: Any]] {
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        return try XCTUnwrap(object?["devices"] as? [[String: Any]])
+    }
 }

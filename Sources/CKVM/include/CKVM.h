@@ -34,6 +34,12 @@ extern const unsigned long CKVM_CREATE_IRQCHIP;
 extern const unsigned long CKVM_SET_TSS_ADDR;
 extern const unsigned long CKVM_SET_IDENTITY_MAP_ADDR;
 extern const unsigned long CKVM_ENABLE_CAP;
+extern const unsigned long CKVM_IRQ_LINE;
+
+/* KVM_IRQ_LINE: drives input `gsi` of the in-kernel interrupt controllers to `level`
+ * (0 or 1). struct kvm_irq_level's anonymous union stays on the C side.
+ * Returns ioctl's result; errno is left as ioctl set it. */
+int ckvm_irq_line(int vm_fd, uint32_t gsi, uint32_t level);
 
 /* vCPU */
 extern const unsigned long CKVM_RUN;

@@ -13,11 +13,28 @@ public struct BootInfo: Sendable, Equatable {
         }
     }
 
+    /// One device in `toro_boot_info.devices` (struct toro_device).
+    public struct Device: Sendable, Equatable {
+        public var type: UInt32
+        /// The GSI of its interrupt on the IOAPIC.
+        public var irq: UInt32
+        public var base: UInt64
+        public var size: UInt64
+        public init(type: UInt32, irq: UInt32, base: UInt64, size: UInt64) {
+            self.type = type
+            self.irq = irq
+            self.base = base
+            self.size = size
+        }
+    }
+
     public var cpuCount: Int
     public var memorySize: UInt64
     public var tscKHz: UInt64
     public var commandLine: String
     public var memoryMap: [Region]
+    /// The VMM's devices, in the order the kernel should find them.
+    public var devices: [Device] = []
 
     /// Boot information for `memory` and a kernel that occupies `kernelRanges`.
     public init(cpuCount: Int, memory: GuestMemory, kernelRanges: [Range<UInt64>], tscKHz: UInt64, commandLine: String) {
@@ -66,11 +83,13 @@ public struct BootInfo: Sendable, Equatable {
         case commandLineTooLong(Int)
         case tooManyRegions(Int)
         case tooManyCPUs(Int)
+        case tooManyDevices(Int)
         public var description: String {
             switch self {
             case let .commandLineTooLong(n): return "command line is \(n) bytes; at most \(TORO_CMDLINE_MAX - 1) fit"
             case let .tooManyRegions(n): return "memory map has \(n) regions; at most \(TORO_MAX_MEMORY_REGIONS) fit"
             case let .tooManyCPUs(n): return "\(n) CPUs requested; at most \(TORO_MAX_CPUS) are supported"
+            case let .tooManyDevices(n): return "\(n) devices configured; at most \(TORO_MAX_DEVICES) fit"
             }
         }
     }
@@ -81,6 +100,7 @@ public struct BootInfo: Sendable, Equatable {
         guard command.count < Int(TORO_CMDLINE_MAX) else { throw .commandLineTooLong(command.count) }
         guard memoryMap.count <= Int(TORO_MAX_MEMORY_REGIONS) else { throw .tooManyRegions(memoryMap.count) }
         guard cpuCount <= Int(TORO_MAX_CPUS) else { throw .tooManyCPUs(cpuCount) }
+        guard devices.count <= Int(TORO_MAX_DEVICES) else { throw .tooManyDevices(devices.count) }
         var info = toro_boot_info()
         info.magic = TORO_BOOT_MAGIC
         info.version = TORO_BOOT_VERSION
@@ -93,7 +113,7 @@ public struct BootInfo: Sendable, Equatable {
         info.console_port = UInt16(TORO_PORT_CONSOLE)
         info.serial_port = UInt16(TORO_PORT_COM1)
         info.memory_region_count = UInt32(memoryMap.count)
-        info.device_count = 0
+        info.device_count = UInt32(devices.count)
         info.cmdline_length = UInt32(command.count)
         withUnsafeMutableBytes(of: &info.memory) { raw in
             let slots = raw.bindMemory(to: toro_memory_region.self)
@@ -106,6 +126,12 @@ public struct BootInfo: Sendable, Equatable {
             for cpu in 0..<cpuCount {
                 let stack = BootLayout.stack(cpu: cpu)
                 slots[cpu] = toro_cpu_info(apic_id: UInt32(cpu), reserved: 0, stack_base: stack.base, stack_size: stack.size)
+            }
+        }
+        withUnsafeMutableBytes(of: &info.devices) { raw in
+            let slots = raw.bindMemory(to: toro_device.self)
+            for (i, device) in devices.enumerated() {
+                slots[i] = toro_device(type: device.type, irq: device.irq, base: device.base, size: device.size)
             }
         }
         withUnsafeMutableBytes(of: &info.cmdline) { raw in

@@ -32,6 +32,7 @@ public struct CommandLineOptions: Equatable, Sendable {
         USAGE: toro-vmm run IMAGE [--cpus N] [--memory SIZE] [--cmdline STRING]
                                [--stats text|json|none] [--stats-file PATH] [--stats-interval SECONDS]
                                [--timeout SECONDS] [--halt-poll-ns N]
+                               [--net tap=NAME[,mac=MAC][,drop=PERCENT]]
 
         Boot IMAGE, an ELF64 x86-64 Toro kernel, on KVM and report what each vCPU cost.
 
@@ -46,12 +47,16 @@ public struct CommandLineOptions: Equatable, Sendable {
           --timeout SECONDS   stop the VM after SECONDS (exit status 124)
           --halt-poll-ns N    how long KVM polls after a guest HLT before it sleeps the vCPU thread
                               (KVM_CAP_HALT_POLL; 0 turns polling off; default: the host's setting)
+          --net tap=NAME[,mac=MAC][,drop=PERCENT]
+                              a virtio-net device (virtio-mmio at 0xd1000000, GSI 5) whose frames go to
+                              host TAP interface NAME, created if missing (needs CAP_NET_ADMIN); MAC
+                              defaults to 52:54:00:12:34:01; drop= loses PERCENT of frames on purpose
           -h, --help          show this help
           --version           show the version
 
         EXIT STATUS:
           0-255  the guest's own status, written to its exit port
-          2      the VM could not be set up (KVM, image, memory)
+          2      the VM could not be set up (KVM, image, memory, TAP device)
           64     bad command-line usage
           124    --timeout expired
           125    the guest crashed (triple fault, emulation failure, bad exit status)
@@ -92,7 +97,7 @@ public struct CommandLineOptions: Equatable, Sendable {
                 inlineValue = String(name[name.index(after: equals)...])
                 name = String(name[..<equals])
             }
-            guard ["cpus", "memory", "cmdline", "stats", "stats-file", "stats-interval", "timeout", "halt-poll-ns"].contains(name) else {
+            guard ["cpus", "memory", "cmdline", "stats", "stats-file", "stats-interval", "timeout", "halt-poll-ns", "net"].contains(name) else {
                 throw UsageError("unknown option '--\(name)'")
             }
             guard seen.insert(name).inserted else { throw UsageError("--\(name) given twice") }
@@ -123,6 +128,8 @@ public struct CommandLineOptions: Equatable, Sendable {
                     throw UsageError("--halt-poll-ns must be a whole number of nanoseconds, got '\(value)'")
                 }
                 config.haltPollNanoseconds = nanoseconds
+            case "net":
+                config.net = try NetConfig.parse(value)
             default:  // timeout
                 guard let seconds = Double(value) else { throw UsageError("--timeout must be a number of seconds, got '\(value)'") }
                 config.timeout = seconds

@@ -10,6 +10,8 @@ public struct MachineConfig: Equatable, Sendable {
     public var statsInterval: Double?
     /// KVM's halt polling for this VM (KVM_CAP_HALT_POLL); nil leaves the host's default.
     public var haltPollNanoseconds: UInt64?
+    /// The virtio-net device of `--net`; nil for none.
+    public var net: NetConfig?
 
     public init(imagePath: String) { self.imagePath = imagePath }
 
@@ -35,6 +37,63 @@ public struct MachineConfig: Equatable, Sendable {
         if let haltPollNanoseconds, haltPollNanoseconds > 1_000_000_000 {
             throw .config("--halt-poll-ns must be at most 1000000000 (1 s), got \(haltPollNanoseconds)")
         }
+    }
+}
+
+/// A virtio-net device backed by a host TAP interface (`--net tap=NAME[,mac=MAC][,drop=PERCENT]`).
+public struct NetConfig: Equatable, Sendable {
+    /// The TAP interface, created if it does not exist (at most 15 bytes).
+    public var tapName: String
+    /// The guest's MAC address; nil for ``MACAddress/local(index:)`` with index 1.
+    public var mac: MACAddress?
+    /// Percent of frames dropped on purpose in each direction (0-100), for loss tests.
+    public var dropPercent: UInt8
+
+    public init(tapName: String, mac: MACAddress? = nil, dropPercent: UInt8 = 0) {
+        self.tapName = tapName
+        self.mac = mac
+        self.dropPercent = dropPercent
+    }
+
+    /// Parses `tap=NAME[,mac=aa:bb:cc:dd:ee:ff][,drop=PERCENT]`; errors are one line without the option name.
+    public static func parse(_ text: String) throws(CommandLineOptions.UsageError) -> NetConfig {
+        var tap: String?
+        var mac: MACAddress?
+        var drop: UInt8 = 0
+        var seen: Set<String> = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let equals = part.firstIndex(of: "=") else {
+                throw .init("--net: '\(part)' is not KEY=VALUE: use tap=NAME[,mac=MAC][,drop=PERCENT]")
+            }
+            let key = String(part[..<equals]), value = String(part[part.index(after: equals)...])
+            guard seen.insert(key).inserted else { throw .init("--net: \(key)= given twice") }
+            switch key {
+            case "tap":
+                guard !value.isEmpty else { throw .init("--net: tap= needs an interface name") }
+                guard value.utf8.count <= 15 else {
+                    throw .init("--net: TAP device name \(value) is longer than 15 bytes")
+                }
+                guard !value.contains("/"), value != ".", value != "..", !value.contains(where: { $0.isWhitespace }) else {
+                    throw .init("--net: '\(value)' is not a valid interface name")
+                }
+                tap = value
+            case "mac":
+                guard let address = MACAddress(value) else {
+                    throw .init("--net: mac must be six hexadecimal bytes like 52:54:00:12:34:56, got '\(value)'")
+                }
+                guard address.bytes[0] & 1 == 0 else { throw .init("--net: mac \(value) is a multicast address") }
+                mac = address
+            case "drop":
+                guard let percent = UInt8(value), percent <= 100 else {
+                    throw .init("--net: drop must be a whole percentage 0-100, got '\(value)'")
+                }
+                drop = percent
+            default:
+                throw .init("--net: unknown key '\(key)': use tap=NAME[,mac=MAC][,drop=PERCENT]")
+            }
+        }
+        guard let tap else { throw .init("--net: missing tap=NAME") }
+        return NetConfig(tapName: tap, mac: mac, dropPercent: drop)
     }
 }
 

@@ -48,4 +48,9 @@ public final class VirtualMachine: @unchecked Sendable {
         cap.args.0 = nanoseconds
         try kvmCall("KVM_ENABLE_CAP(KVM_CAP_HALT_POLL)") { ckvm_ioctl_ptr(fd, CKVM_ENABLE_CAP, &cap) }
     }
+
+    /// Drives input `gsi` of the in-kernel IOAPIC to `level` (KVM_IRQ_LINE).
+    public func setInterruptLine(gsi: UInt32, level: Bool) throws(KVMError) {
+        try kvmCall("KVM_IRQ_LINE") { ckvm_irq_line(fd, gsi, level ? 1 : 0) }
+    }
 }

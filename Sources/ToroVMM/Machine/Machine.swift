@@ -9,6 +9,8 @@ public final class Machine {
     let vm: VirtualMachine
     let memory: GuestMemory
     let vcpus: [VCPU]
+    /// The `--net` device, if configured.
+    let net: NetDevice?
     public let image: ELFImage
     /// When the VMM started, for the boot-time figures in the statistics.
     let startNanoseconds: UInt64
@@ -43,6 +45,11 @@ public final class Machine {
         }
 
         do { self.memory = try GuestMemory(size: config.memory) } catch { throw .memory(error) }
+        if let netConfig = config.net {
+            self.net = try NetDevice(config: netConfig, vm: self.vm, memory: self.memory)
+        } else {
+            self.net = nil
+        }
 
         // Registering guest memory with KVM takes 4-10 ms on some hosts (a fixed
         // cost, not per byte), more than everything else here together: do it on
@@ -71,9 +78,10 @@ public final class Machine {
             try LongMode.writeDescriptorTables(into: memory)
             try PageTables.write(into: memory, cpus: config.cpus)
         } catch { throw .memory(error) }
-        let bootInfo = BootInfo(
+        var bootInfo = BootInfo(
             cpuCount: config.cpus, memory: memory, kernelRanges: image.loadedRanges,
             tscKHz: vcpus[0].tscKHz() ?? 0, commandLine: config.commandLine)
+        bootInfo.devices = net?.bootDevices ?? []
         try bootInfo.write(into: memory)
 
         do {
@@ -110,7 +118,10 @@ public final class Machine {
         let control = StopControl(mainThread: pthread_self())
         let guestStart = GuestStartClock()
         let runners = vcpus.map { vcpu in
-            VCPURunner(vcpu: vcpu, memory: memory, console: console, control: control) { guestStart.mark() }
+            VCPURunner(vcpu: vcpu, memory: memory, console: console, control: control, bus: net?.bus) { guestStart.mark() }
+        }
+        if let net {
+            do { try net.start() } catch { control.stop(.internalError(error.description)) }
         }
         var threads: [HostThread] = []
         for runner in runners {
@@ -148,6 +159,7 @@ public final class Machine {
             pthread_kill(thread.handle, VMMSignal.kick)
         }
         for thread in threads { thread.join() }
+        net?.stop()
 
         let end = Clock.monotonicNanoseconds()
         let first = console.firstOutputNanoseconds
@@ -161,7 +173,8 @@ public final class Machine {
             consoleBytes: console.bytesWritten,
             rejectedRequests: runners.reduce(0) { $0 + $1.rejectedRequests },
             vcpus: runners.map(\.statistics),
-            samples: samples)
+            samples: samples,
+            devices: net.map { [$0.statistics] } ?? [])
     }
 
     /// Each vCPU's counters now, read from the main thread: the thread's CPU clock and KVM's stats fd.

@@ -34,11 +34,15 @@ final class VCPURunner: @unchecked Sendable {
     let console: ConsoleSink
     let control: StopControl
     let onFirstEntry: () -> Void
+    /// The virtio-mmio devices; MMIO outside their windows behaves as an empty bus.
+    let bus: VirtioMMIOBus?
     private(set) var statistics: VCPUStatistics
     private(set) var rejectedRequests: UInt64 = 0
     private var warnedAboutConsole = false
 
-    init(vcpu: VCPU, memory: GuestMemory, console: ConsoleSink, control: StopControl, onFirstEntry: @escaping () -> Void) {
+    init(vcpu: VCPU, memory: GuestMemory, console: ConsoleSink, control: StopControl, bus: VirtioMMIOBus? = nil,
+         onFirstEntry: @escaping () -> Void) {
+        self.bus = bus
         self.vcpu = vcpu
         self.memory = memory
         self.console = console
@@ -81,10 +85,15 @@ final class VCPURunner: @unchecked Sendable {
                 let value: UInt8 = SerialPort.handles(port) ? SerialPort.read(port) : 0xFF
                 for i in buffer.indices { buffer[i] = value }
             }
-        case .mmioRead:
-            // No MMIO devices yet: reads of unclaimed addresses see all ones, like an empty bus.
-            vcpu.completeMMIORead { buffer in for i in buffer.indices { buffer[i] = 0xFF } }
-        case .mmioWrite, .halt, .interrupted:
+        case let .mmioRead(address, length):
+            // A device's window answers; unclaimed addresses read all ones, like an empty bus.
+            let bytes = bus?.read(address: address, length: length)
+            vcpu.completeMMIORead { buffer in
+                for i in buffer.indices { buffer[i] = bytes.map { i < $0.count ? $0[i] : 0xFF } ?? 0xFF }
+            }
+        case let .mmioWrite(address, data):
+            bus?.write(address: address, data: data)  // writes nothing claims are ignored
+        case .halt, .interrupted:
             break
         case .shutdown:
             crash("triple fault (KVM_EXIT_SHUTDOWN)")

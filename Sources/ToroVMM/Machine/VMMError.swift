@@ -13,6 +13,8 @@ public enum VMMError: Error, CustomStringConvertible {
     case config(String)
     /// The host refused something the VMM needs (a thread, a signal mask).
     case host(String)
+    /// The network backend of `--net` could not be opened.
+    case network(NetworkBackendError)
 
     public var description: String {
         switch self {
@@ -22,6 +24,7 @@ public enum VMMError: Error, CustomStringConvertible {
         case let .image(path, error): return "\(path): \(error.description)"
         case let .config(text): return text
         case let .host(text): return text
+        case let .network(error): return "--net: \(error.description)"
         }
     }
 }

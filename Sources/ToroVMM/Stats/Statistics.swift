@@ -52,6 +52,8 @@ public struct RunStatistics: Sendable, Equatable {
     public var vcpus: [VCPUStatistics]
     /// The live samples taken with `--stats-interval`, oldest first.
     public var samples: [Sample] = []
+    /// The VM's devices (`--net`), in boot-information order.
+    public var devices: [DeviceStatistics] = []
 
     public var processCPUPercent: Double { percent(processCPUNanoseconds, of: wallNanoseconds) }
 
@@ -65,6 +67,37 @@ public struct RunStatistics: Sendable, Equatable {
             total.vmmExits.merge(vcpu.vmmExits, uniquingKeysWith: +)
         }
         return total
+    }
+}
+
+/// What one virtio device did over a run.
+public struct DeviceStatistics: Sendable, Equatable {
+    /// `virtio-net`.
+    public var kind: String
+    /// Guest-physical base of its virtio-mmio window, and its GSI.
+    public var base: UInt64
+    public var irq: UInt32
+    /// The host side: `tap:NAME`.
+    public var backend: String
+    /// The guest's MAC address.
+    public var mac: String
+    /// Frames, bytes, drops, driver notifications and interrupts requests, from the device.
+    public var counters: VirtioNetCounters
+    /// Interrupts the transport raised on the GSI.
+    public var interruptsRaised: UInt64
+    /// Errors that made the device need a reset.
+    public var errors: UInt64
+
+    public init(kind: String, base: UInt64, irq: UInt32, backend: String, mac: String,
+                counters: VirtioNetCounters, interruptsRaised: UInt64, errors: UInt64) {
+        self.kind = kind
+        self.base = base
+        self.irq = irq
+        self.backend = backend
+        self.mac = mac
+        self.counters = counters
+        self.interruptsRaised = interruptsRaised
+        self.errors = errors
     }
 }
 

@@ -25,6 +25,12 @@ public enum StatisticsFormat {
         let reasons = stats.totals.vmmExits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         if !reasons.isEmpty { lines.append("  vmm exits by reason: " + reasons.joined(separator: " ")) }
         if stats.rejectedRequests > 0 { lines.append("  rejected guest requests: \(stats.rejectedRequests)") }
+        for device in stats.devices {
+            let c = device.counters
+            lines.append("  \(device.kind) at 0x\(String(device.base, radix: 16)) irq \(device.irq) (\(device.backend), mac \(device.mac)): "
+                + "tx \(c.txFrames) frames \(c.txBytes) bytes \(c.txDrops) dropped, rx \(c.rxFrames) frames \(c.rxBytes) bytes \(c.rxDrops) dropped, "
+                + "\(c.notifications) notifications, \(device.interruptsRaised) interrupts, \(device.errors) errors")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -80,6 +86,7 @@ public enum StatisticsFormat {
             ("vcpus", .array(stats.vcpus.map(vcpuJSON))),
             ("totals", vcpuJSON(stats.totals)),
             ("samples", .array(stats.samples.map(sampleJSON))),
+            ("devices", .array(stats.devices.map(deviceJSON))),
         ])
         return document.rendered() + "\n"
     }
@@ -105,6 +112,26 @@ public enum StatisticsFormat {
             ("kvm", .object(v.kvm.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) })),
         ]
         return .object(fields)
+    }
+
+    static func deviceJSON(_ d: DeviceStatistics) -> JSON {
+        let c = d.counters
+        return .object([
+            ("type", .string(d.kind)),
+            ("base", .uint(d.base)),
+            ("irq", .uint(UInt64(d.irq))),
+            ("backend", .string(d.backend)),
+            ("mac", .string(d.mac)),
+            ("tx_frames", .uint(c.txFrames)),
+            ("tx_bytes", .uint(c.txBytes)),
+            ("tx_drops", .uint(c.txDrops)),
+            ("rx_frames", .uint(c.rxFrames)),
+            ("rx_bytes", .uint(c.rxBytes)),
+            ("rx_drops", .uint(c.rxDrops)),
+            ("notifications", .uint(c.notifications)),
+            ("interrupts", .uint(d.interruptsRaised)),
+            ("errors", .uint(d.errors)),
+        ])
     }
 
     static func sampleJSON(_ sample: Sample) -> JSON {

@@ -11,6 +11,8 @@ import ToroKernel
 /// - `bad-exit`: writes 300 to the exit port (statuses are 0-255).
 /// - `bad-console`: sends malformed console descriptors, then exits 0 if it is still running.
 /// - `stray-io`: pokes ports and MMIO addresses where no device lives, then exits 0.
+/// - `virtio-probe`: reads the identification registers and the MAC address of the
+///   virtio-mmio device that `--net` puts at 0xD1000000, prints them, then exits 0.
 /// - `spin`: busy-loops forever (for --timeout and signal tests).
 /// - `halt`: halts forever with interrupts off (the VMM must still be able to stop it).
 @main
@@ -31,6 +33,8 @@ struct Misbehave {
         case "stray-io":
             strayIO()
             print("misbehave: still running")
+        case "virtio-probe":
+            virtioProbe()
         case "spin":
             while true { kernel_pause() }
         case "halt":
@@ -63,6 +67,22 @@ struct Misbehave {
         kernel_mmio_write32(mmio, 0x1234_5678)
         let read = kernel_mmio_read32(mmio)
         print("misbehave: port read 0x\(String(value, radix: 16)), mmio read 0x\(String(read, radix: 16))")
+    }
+
+    /// The virtio-mmio registers at the window toro-vmm uses for `--net`.
+    static func virtioProbe() {
+        let base: UInt = 0xD100_0000
+        func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
+        let magic = kernel_mmio_read32(base)
+        let version = kernel_mmio_read32(base + 0x4)
+        let device = kernel_mmio_read32(base + 0x8)
+        var mac: [String] = []
+        for i in 0..<6 {
+            let byte = kernel_mmio_read8(base + 0x100 + UInt(i))
+            mac.append((byte < 16 ? "0" : "") + String(byte, radix: 16))
+        }
+        print("virtio: magic \(hex(magic)) version \(version) device \(device)")
+        print("virtio: mac \(mac.joined(separator: ":"))")
     }
 
     /// The value of `key=value` in the command line.
