@@ -84,7 +84,7 @@ struct toro_cpu_info {
     uint64_t stack_size;
 };
 
-/* Types of struct toro_device (virtio-mmio devices arrive with later versions). */
+/* Types of struct toro_device: toro-vmm lists a virtio-mmio device here for --net. */
 #define TORO_DEVICE_NONE 0u
 #define TORO_DEVICE_VIRTIO_MMIO 1u
 

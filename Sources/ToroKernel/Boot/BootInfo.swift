@@ -54,6 +54,27 @@ public struct BootInfo {
         return (UInt(cpu.stack_base), UInt(cpu.stack_size))
     }
 
+    /// A device the VMM lists: its kind (`TORO_DEVICE_VIRTIO_MMIO`), the
+    /// IOAPIC line it interrupts on and its guest-physical MMIO window.
+    public struct Device: Sendable {
+        public var type: UInt32
+        public var irq: Int
+        public var base: UInt
+        public var size: UInt
+    }
+
+    /// The devices the VMM lists, in its order (empty without any).
+    public var devices: [Device] {
+        let count = min(Int(raw.pointee.device_count), Int(TORO_MAX_DEVICES))
+        var result: [Device] = []
+        for index in 0..<count {
+            let device = kernel_boot_device(raw, UInt32(index)).pointee
+            if device.type == TORO_DEVICE_NONE { continue }
+            result.append(Device(type: device.type, irq: Int(device.irq), base: UInt(device.base), size: UInt(device.size)))
+        }
+        return result
+    }
+
     /// Whether the VMM's paravirtual console port exists.
     var hasConsolePort: Bool { raw.pointee.flags & TORO_BOOT_FLAG_CONSOLE_PORT != 0 }
     var exitPort: UInt16 { raw.pointee.exit_port }

@@ -208,6 +208,10 @@ static inline const struct toro_cpu_info *kernel_boot_cpu(const struct toro_boot
     return &info->cpus[index];
 }
 
+static inline const struct toro_device *kernel_boot_device(const struct toro_boot_info *info, uint32_t index) {
+    return &info->devices[index];
+}
+
 static inline const uint8_t *kernel_boot_cmdline(const struct toro_boot_info *info) {
     return (const uint8_t *)info->cmdline;
 }

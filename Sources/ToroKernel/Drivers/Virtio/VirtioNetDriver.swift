@@ -1,0 +1,162 @@
+import KernelSupport
+import Synchronization
+
+/// The driver for the virtio-net device (virtio 1.2 §5.1) on a virtio-mmio
+/// transport: queue 0 receives, queue 1 transmits, features VERSION_1 and
+/// MAC only, so every buffer starts with the 12-byte `virtio_net_hdr`.
+///
+/// One core owns the driver (the one that calls ``send(frame:)`` and
+/// ``receive()``); the device's interrupt is routed to that core, and its
+/// handler only acknowledges it and wakes the core's pollers
+/// (``Thread/workArrived(on:)``), so a thread can wait with the polling API:
+/// `receive()`, and `Thread.pollFoundNothing()` when it returns nil.
+public final class VirtioNetDriver {
+    static let deviceID: UInt32 = 1
+    static let featureMAC: UInt64 = 1 << 5
+    static let featureVersion1: UInt64 = 1 << 32
+    /// §5.1.6: `virtio_net_hdr` with `num_buffers` (VERSION_1).
+    public static let headerSize = 12
+    /// §5.1.6.3.1: without merged buffers, room for 1514 bytes plus VLAN tag and FCS.
+    public static let maximumFrame = 1526
+    static let receiveQueueIndex = 0
+    static let transmitQueueIndex = 1
+    /// The vector the device's line is routed to.
+    public static let vector: UInt8 = 0x50
+
+    private let transport: VirtioMMIO
+    private var receiveQueue: Virtqueue
+    private var transmitQueue: Virtqueue
+    /// Transmit descriptors not given to the device.
+    private var freeTransmit: [Int]
+    /// The device's MAC address (config space bytes 0-5).
+    public let mac: [UInt8]
+    /// The IOAPIC line and the core its interrupt goes to.
+    public let irq: Int
+    public let core: Int
+
+    /// Finds the first virtio-net device the boot information lists and
+    /// brings it up, its interrupt routed (edge-triggered) to the calling
+    /// core. Nil, with one printed line saying why, if there is none or it
+    /// will not start.
+    public static func start() -> VirtioNetDriver? {
+        for device in BootInfo.current.devices where device.type == TORO_DEVICE_VIRTIO_MMIO {
+            let transport = VirtioMMIO(base: device.base)
+            if transport.isDevice(deviceID) {
+                return VirtioNetDriver(transport: transport, irq: device.irq)
+            }
+        }
+        print("virtio-net: no device")
+        return nil
+    }
+
+    private init?(transport: VirtioMMIO, irq: Int) {
+        typealias Status = VirtioMMIO.Status
+        // §3.1.1 Driver Requirements: Device Initialization, in order.
+        transport.write(VirtioMMIO.Register.status, 0)  // reset
+        transport.write(VirtioMMIO.Register.status, Status.acknowledge)
+        transport.write(VirtioMMIO.Register.status, Status.acknowledge | Status.driver)
+        let wanted = Self.featureVersion1 | Self.featureMAC
+        guard transport.deviceFeatures & wanted == wanted else {
+            Self.fail(transport, "the device lacks VERSION_1 or MAC")
+            return nil
+        }
+        transport.setDriverFeatures(wanted)
+        transport.write(VirtioMMIO.Register.status, Status.acknowledge | Status.driver | Status.featuresOK)
+        guard transport.read(VirtioMMIO.Register.status) & Status.featuresOK != 0 else {
+            Self.fail(transport, "the device refused the features")
+            return nil
+        }
+        let receiveSize = min(Virtqueue.maxSize, transport.maxQueueSize(Self.receiveQueueIndex))
+        let transmitSize = min(Virtqueue.maxSize, transport.maxQueueSize(Self.transmitQueueIndex))
+        guard receiveSize > 0, transmitSize > 0, receiveSize & (receiveSize - 1) == 0,
+            transmitSize & (transmitSize - 1) == 0,
+            let receiveQueue = Virtqueue(size: receiveSize), let transmitQueue = Virtqueue(size: transmitSize)
+        else {
+            Self.fail(transport, "cannot set up the queues")
+            return nil
+        }
+        self.transport = transport
+        self.receiveQueue = receiveQueue
+        self.transmitQueue = transmitQueue
+        self.freeTransmit = Array(0..<transmitSize)
+        self.irq = irq
+        self.core = CPULocal.index
+        var mac: [UInt8] = []
+        for offset in 0..<6 { mac.append(transport.configByte(UInt(offset))) }
+        self.mac = mac
+        transport.enableQueue(Self.receiveQueueIndex, receiveQueue)
+        transport.enableQueue(Self.transmitQueueIndex, transmitQueue)
+        for id in 0..<receiveSize {
+            self.receiveQueue.post(id, length: Self.headerSize + Self.maximumFrame, deviceWrites: true)
+        }
+
+        interruptTransport.store(transport.base, ordering: .releasing)
+        interruptCore.store(core, ordering: .releasing)
+        Interrupts.register(vector: Self.vector, handler: Self.interrupt)
+        // virtio-mmio lines are level-triggered in general; this VMM pulses
+        // its line (an edge), so the pin is routed edge-triggered.
+        IOAPIC.route(gsi: irq, vector: Self.vector, cpu: core, trigger: .edge)
+        transport.write(VirtioMMIO.Register.status, Status.acknowledge | Status.driver | Status.featuresOK | Status.driverOK)
+        transport.notify(Self.receiveQueueIndex)
+    }
+
+    private static func fail(_ transport: VirtioMMIO, _ reason: String) {
+        transport.write(VirtioMMIO.Register.status, VirtioMMIO.Status.failed)
+        print("virtio-net: \(reason)")
+    }
+
+    /// Sends one Ethernet frame (destination, source, EtherType, payload; at
+    /// most ``maximumFrame`` bytes). Waits, yielding, while every transmit
+    /// descriptor is with the device. Returns false for a frame too long.
+    @discardableResult
+    public func send(frame: [UInt8]) -> Bool {
+        guard frame.count <= Self.maximumFrame else { return false }
+        reclaimTransmitted()
+        while freeTransmit.isEmpty {
+            Thread.yield()
+            reclaimTransmitted()
+        }
+        let id = freeTransmit.removeLast()
+        let buffer = UnsafeMutablePointer<UInt8>(bitPattern: transmitQueue.buffer(id))!
+        for index in 0..<Self.headerSize { buffer[index] = 0 }
+        frame.withUnsafeBufferPointer { bytes in
+            (buffer + Self.headerSize).update(from: bytes.baseAddress!, count: bytes.count)
+        }
+        transmitQueue.post(id, length: Self.headerSize + frame.count, deviceWrites: false)
+        transport.notify(Self.transmitQueueIndex)
+        return true
+    }
+
+    /// The next received Ethernet frame, without its virtio header; nil if
+    /// none has arrived. Its buffer goes straight back to the device.
+    public func receive() -> [UInt8]? {
+        reclaimTransmitted()
+        guard let (id, length) = receiveQueue.takeUsed() else { return nil }
+        let count = min(max(length - Self.headerSize, 0), Self.maximumFrame)
+        let start = UnsafePointer<UInt8>(bitPattern: receiveQueue.buffer(id) + UInt(Self.headerSize))!
+        let frame = Array(UnsafeBufferPointer(start: start, count: count))
+        receiveQueue.post(id, length: Self.headerSize + Self.maximumFrame, deviceWrites: true)
+        transport.notify(Self.receiveQueueIndex)
+        return frame
+    }
+
+    /// Takes back the transmit descriptors the device has finished with.
+    private func reclaimTransmitted() {
+        while let (id, _) = transmitQueue.takeUsed() {
+            if id >= 0 && id < transmitQueue.size { freeTransmit.append(id) }
+        }
+    }
+
+    /// The device's interrupt: acknowledge what it reports (§4.2.2
+    /// InterruptStatus/InterruptACK), then let the owning core's pollers look.
+    private static let interrupt: InterruptHandler = { _ in
+        let transport = VirtioMMIO(base: interruptTransport.load(ordering: .acquiring))
+        let pending = transport.read(VirtioMMIO.Register.interruptStatus)
+        if pending != 0 { transport.write(VirtioMMIO.Register.interruptACK, pending) }
+        Thread.workArrived(on: interruptCore.load(ordering: .acquiring))
+    }
+}
+
+/// What the interrupt handler, a C function, needs: the window and the core.
+private let interruptTransport = Atomic<UInt>(0)
+private let interruptCore = Atomic<Int>(0)

@@ -1,0 +1,80 @@
+import KernelSupport
+
+/// The driver's side of a split virtqueue (virtio 1.2 §2.7), in one page of
+/// identity-mapped memory: the descriptor table (16 bytes an entry) at 0, the
+/// available ring at 16·size, the used ring at 16·size + 512 (4-byte aligned).
+/// Each descriptor owns one page-sized buffer for the queue's life.
+///
+/// Memory the device reads or writes is touched only through volatile
+/// accesses, ordered by a full fence where the specification requires it.
+struct Virtqueue {
+    static let maxSize = 16
+    /// §2.7.5: the device writes into the buffer.
+    static let writeFlag: UInt16 = 2
+
+    let size: Int
+    let descriptors: UInt
+    var available: UInt { descriptors + UInt(16 * size) }
+    var used: UInt { descriptors + UInt(16 * size) + 512 }
+    /// One page per descriptor.
+    let buffers: UInt
+
+    /// The next free entry of the available ring (free-running, mod 2^16).
+    private var availableIndex: UInt16 = 0
+    /// The first used-ring entry not yet taken (free-running).
+    private var usedIndex: UInt16 = 0
+
+    /// A queue of `size` (a power of two, at most ``maxSize``) entries, or nil without memory.
+    init?(size: Int) {
+        guard let ring = PageAllocator.allocate(pages: 1),
+            let buffers = PageAllocator.allocate(pages: size)
+        else { return nil }
+        self.size = size
+        self.descriptors = ring
+        self.buffers = buffers
+        // The device starts from zeroed rings (flags 0, idx 0).
+        for offset in stride(from: UInt(0), to: UInt(PageAllocator.pageSize), by: 4) {
+            kernel_mmio_write32(ring + offset, 0)
+        }
+        for id in 0..<size {
+            kernel_mmio_write32(descriptor(id), UInt32(truncatingIfNeeded: buffer(id)))
+            kernel_mmio_write32(descriptor(id) + 4, UInt32(truncatingIfNeeded: UInt64(buffer(id)) >> 32))
+        }
+    }
+
+    func buffer(_ id: Int) -> UInt { buffers + UInt(id) * UInt(PageAllocator.pageSize) }
+    private func descriptor(_ id: Int) -> UInt { descriptors + UInt(16 * id) }
+
+    /// Offers descriptor `id` (its buffer, `length` bytes, device-writable or
+    /// not) to the device. The caller notifies the device afterwards.
+    mutating func post(_ id: Int, length: Int, deviceWrites: Bool) {
+        kernel_mmio_write32(descriptor(id) + 8, UInt32(length))
+        kernel_mmio_write16(descriptor(id) + 12, deviceWrites ? Self.writeFlag : 0)
+        kernel_mmio_write16(descriptor(id) + 14, 0)
+        let slot = Int(availableIndex) & (size - 1)
+        kernel_mmio_write16(available + 4 + UInt(2 * slot), UInt16(id))
+        // §2.7.13 (Supplying Buffers to The Device): the driver "performs a
+        // suitable memory barrier to ensure the device sees the updated
+        // descriptor table and available ring before the next step", which
+        // is the write of the available ring's idx.
+        kernel_memory_fence()
+        availableIndex &+= 1
+        kernel_mmio_write16(available + 2, availableIndex)
+        // §2.7.13.4: the idx must be visible before the notification.
+        kernel_memory_fence()
+    }
+
+    /// The next buffer the device has finished with: its descriptor and the
+    /// bytes it wrote; nil when there is none.
+    mutating func takeUsed() -> (id: Int, length: Int)? {
+        let deviceIndex = kernel_mmio_read16(used + 2)
+        guard deviceIndex != usedIndex else { return nil }
+        // Read the entry only after seeing the idx that covers it (§2.7.14).
+        kernel_memory_fence()
+        let entry = used + 4 + UInt(8 * (Int(usedIndex) & (size - 1)))
+        let id = Int(kernel_mmio_read32(entry))
+        let length = Int(kernel_mmio_read32(entry + 4))
+        usedIndex &+= 1
+        return (id, length)
+    }
+}
