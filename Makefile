@@ -27,6 +27,7 @@ run: release images
 	$(VMM_RELEASE) run .build/images/$(DEFAULT_IMAGE).elf --cpus $(CPUS)
 
 test: build images
+	scripts/install-test-deps.sh
 	scripts/check-softfloat.sh
 	$(SWIFT) test
 
@@ -34,6 +35,7 @@ unit-test: build
 	$(SWIFT) test --skip IntegrationTests
 
 integration-test: build images
+	scripts/install-test-deps.sh
 	scripts/check-softfloat.sh
 	$(SWIFT) test --filter IntegrationTests
 

@@ -49,6 +49,7 @@ let package = Package(
                 "Scheduler/ParkPermit.swift",
                 "Scheduler/PollState.swift",
                 "Scheduler/ThreadState.swift",
+                "Net/Packets.swift",
             ]
         ),
         .executableTarget(
