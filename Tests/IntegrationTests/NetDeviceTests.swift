@@ -20,21 +20,10 @@ final class NetDeviceTests: XCTestCase {
     func testGuestSeesTheDeviceInANetworkNamespace() throws {
         try VMMHarness.requireKVM()
         let image = try VMMHarness.requireImage("Misbehave")
-        guard geteuid() == 0 else { return try skip("not root: creating a network namespace and a TAP device needs root") }
-        guard FileManager.default.fileExists(atPath: "/dev/net/tun") else { return try skip("/dev/net/tun is missing") }
-        guard let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first(where: FileManager.default.isExecutableFile)
-        else { return try skip("the ip command is missing") }
+        let namespace = try TestNetworkNamespace.open(prefix: "test")
+        defer { namespace.delete() }
 
-        let namespace = "toro-test-\(getpid())"
-        let (added, addOutput) = try command(ip, ["netns", "add", namespace])
-        guard added == 0 else { return try skip("cannot create network namespace \(namespace): \(addOutput)") }
-        defer {
-            let (deleted, output) = (try? command(ip, ["netns", "delete", namespace])) ?? (-1, "")
-            XCTAssertEqual(deleted, 0, "network namespace \(namespace) was not deleted: \(output)")
-        }
-
-        // `ip netns exec NS toro-vmm ...`: the harness runs TORO_VMM, so go through a wrapper.
-        let result = try runInNamespace(ip: ip, namespace: namespace, [
+        let result = try namespace.runVMM([
             image, "--cmdline", "mode=virtio-probe", "--net", "tap=torotap0,mac=02:54:00:aa:bb:cc",
         ])
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -50,46 +39,15 @@ final class NetDeviceTests: XCTestCase {
         XCTAssertEqual(devices.first?.int("tx_frames"), 0)
 
         // The plain MMIO hole stays unclaimed with the device present.
-        let stray = try runInNamespace(ip: ip, namespace: namespace, [image, "--cmdline", "mode=stray-io", "--net", "tap=torotap0"])
+        let stray = try namespace.runVMM([image, "--cmdline", "mode=stray-io", "--net", "tap=torotap0"])
         XCTAssertEqual(stray.status, 0, stray.stderr)
         XCTAssertTrue(stray.stdout.contains("mmio read 0xffffffff"), stray.stdout)
 
         // An interface that exists but is no TAP device cannot be opened: a set-up failure, one line.
-        let loopback = try runInNamespace(ip: ip, namespace: namespace, [image, "--cmdline", "mode=virtio-probe", "--net", "tap=lo"])
+        let loopback = try namespace.runVMM([image, "--cmdline", "mode=virtio-probe", "--net", "tap=lo"])
         XCTAssertEqual(loopback.status, 2, loopback.stderr)
         XCTAssertTrue(loopback.stderr.hasPrefix("toro-vmm: --net: TUNSETIFF lo failed"), loopback.stderr)
         XCTAssertEqual(loopback.stderr.split(separator: "\n").count, 1, loopback.stderr)
         XCTAssertFalse(loopback.stdout.contains("virtio:"), loopback.stdout)
-    }
-
-    // MARK: - Helpers
-
-    func skip(_ reason: String) throws {
-        print("SKIP: \(reason)")
-        throw XCTSkip(reason)
-    }
-
-    /// Runs `toro-vmm run ARGS` as `ip netns exec NAMESPACE toro-vmm run ARGS`, with JSON statistics.
-    func runInNamespace(ip: String, namespace: String, _ arguments: [String]) throws -> VMMHarness.Result {
-        let wrapper = FileManager.default.temporaryDirectory.appendingPathComponent("toro-netns-\(UUID().uuidString).sh")
-        let script = "#!/bin/sh\nexec '\(ip)' netns exec '\(namespace)' '\(VMMHarness.binary.path)' \"$@\"\n"
-        try script.write(to: wrapper, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: wrapper) }
-        chmod(wrapper.path, 0o755)
-        return try VMMHarness.run(arguments, binary: wrapper)
-    }
-
-    /// Runs a host command to completion: its status and its output (both streams).
-    func command(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
