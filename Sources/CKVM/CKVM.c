@@ -29,6 +29,12 @@ int ckvm_irq_line(int vm_fd, uint32_t gsi, uint32_t level) {
     return ioctl(vm_fd, KVM_IRQ_LINE, &request);
 }
 
+const unsigned long CKVM_IOEVENTFD = KVM_IOEVENTFD;
+const uint32_t CKVM_IOEVENTFD_FLAG_DATAMATCH = KVM_IOEVENTFD_FLAG_DATAMATCH;
+const uint32_t CKVM_IOEVENTFD_FLAG_DEASSIGN = KVM_IOEVENTFD_FLAG_DEASSIGN;
+const unsigned long CKVM_IRQFD = KVM_IRQFD;
+const uint32_t CKVM_IRQFD_FLAG_DEASSIGN = KVM_IRQFD_FLAG_DEASSIGN;
+
 const unsigned long CKVM_RUN = KVM_RUN;
 const unsigned long CKVM_GET_REGS = KVM_GET_REGS;
 const unsigned long CKVM_SET_REGS = KVM_SET_REGS;
@@ -43,6 +49,8 @@ const unsigned long CKVM_GET_STATS_FD = KVM_GET_STATS_FD;
 _Static_assert(sizeof(struct kvm_regs) == 144, "kvm_regs layout");
 _Static_assert(sizeof(struct kvm_stats_header) == 24, "kvm_stats_header layout");
 _Static_assert(sizeof(struct kvm_stats_desc) == 16, "kvm_stats_desc layout (without name)");
+_Static_assert(sizeof(struct kvm_ioeventfd) == 64, "kvm_ioeventfd layout");
+_Static_assert(sizeof(struct kvm_irqfd) == 32, "kvm_irqfd layout");
 
 int ckvm_ioctl(int fd, unsigned long request) { return ioctl(fd, request, 0); }
 int ckvm_ioctl_arg(int fd, unsigned long request, unsigned long argument) { return ioctl(fd, request, argument); }

@@ -4,6 +4,8 @@
  * It only exposes what Swift cannot import by itself: the KVM ioctl request
  * numbers (built by the _IO*() macros), non-variadic wrappers for ioctl(2),
  * and accessors for the unions inside struct kvm_run. No policy lives here.
+ * It also brings in <sys/epoll.h> and <sys/eventfd.h>, which Swift's Glibc
+ * module leaves out.
  */
 #ifndef CKVM_H
 #define CKVM_H
@@ -13,6 +15,8 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/types.h>
 
 /* The boot contract shared with the kernel: one definition, two users. */
@@ -40,6 +44,17 @@ extern const unsigned long CKVM_IRQ_LINE;
  * (0 or 1). struct kvm_irq_level's anonymous union stays on the C side.
  * Returns ioctl's result; errno is left as ioctl set it. */
 int ckvm_irq_line(int vm_fd, uint32_t gsi, uint32_t level);
+
+/* KVM_IOEVENTFD: a guest write to an address signals an eventfd inside the host
+ * kernel instead of exiting to userspace. struct kvm_ioeventfd is imported as is;
+ * its flags are built from an enum in <linux/kvm.h>, which Swift cannot import. */
+extern const unsigned long CKVM_IOEVENTFD;
+extern const uint32_t CKVM_IOEVENTFD_FLAG_DATAMATCH;
+extern const uint32_t CKVM_IOEVENTFD_FLAG_DEASSIGN;
+
+/* KVM_IRQFD: a write to an eventfd injects interrupt `gsi` (struct kvm_irqfd). */
+extern const unsigned long CKVM_IRQFD;
+extern const uint32_t CKVM_IRQFD_FLAG_DEASSIGN;
 
 /* vCPU */
 extern const unsigned long CKVM_RUN;

@@ -53,4 +53,54 @@ public final class VirtualMachine: @unchecked Sendable {
     public func setInterruptLine(gsi: UInt32, level: Bool) throws(KVMError) {
         try kvmCall("KVM_IRQ_LINE") { ckvm_irq_line(fd, gsi, level ? 1 : 0) }
     }
+
+    // MARK: - Event file descriptors
+
+    /// Whether KVM can signal an eventfd for guest writes (KVM_CAP_IOEVENTFD) and
+    /// inject interrupts from one (KVM_CAP_IRQFD).
+    public var supportsIoeventfd: Bool { checkExtension(UInt32(KVM_CAP_IOEVENTFD)) > 0 }
+    public var supportsIrqfd: Bool { checkExtension(UInt32(KVM_CAP_IRQFD)) > 0 }
+
+    /// KVM_IOEVENTFD: a guest MMIO write of `length` bytes at `address` whose value is
+    /// `datamatch` adds 1 to eventfd `eventFD` inside the host kernel, and the vCPU goes
+    /// on without exiting to userspace; other values still exit.
+    public func assignIoeventfd(_ eventFD: Int32, address: UInt64, length: UInt32, datamatch: UInt64) throws(KVMError) {
+        var request = ioeventfdRequest(eventFD, address: address, length: length, datamatch: datamatch)
+        try kvmCall("KVM_IOEVENTFD") { ckvm_ioctl_ptr(fd, CKVM_IOEVENTFD, &request) }
+    }
+
+    /// Undoes ``assignIoeventfd(_:address:length:datamatch:)`` (the same arguments name it).
+    public func deassignIoeventfd(_ eventFD: Int32, address: UInt64, length: UInt32, datamatch: UInt64) throws(KVMError) {
+        var request = ioeventfdRequest(eventFD, address: address, length: length, datamatch: datamatch)
+        request.flags |= CKVM_IOEVENTFD_FLAG_DEASSIGN
+        try kvmCall("KVM_IOEVENTFD (deassign)") { ckvm_ioctl_ptr(fd, CKVM_IOEVENTFD, &request) }
+    }
+
+    private func ioeventfdRequest(_ eventFD: Int32, address: UInt64, length: UInt32, datamatch: UInt64) -> kvm_ioeventfd {
+        var request = kvm_ioeventfd()
+        request.datamatch = datamatch
+        request.addr = address
+        request.len = length
+        request.fd = eventFD
+        request.flags = CKVM_IOEVENTFD_FLAG_DATAMATCH  // MMIO: no KVM_IOEVENTFD_FLAG_PIO
+        return request
+    }
+
+    /// KVM_IRQFD without a resample fd: each write to eventfd `eventFD` drives input `gsi`
+    /// of the in-kernel IOAPIC to 1 and back to 0, an edge, without a userspace ioctl.
+    public func assignIrqfd(_ eventFD: Int32, gsi: UInt32) throws(KVMError) {
+        var request = kvm_irqfd()
+        request.fd = UInt32(bitPattern: eventFD)
+        request.gsi = gsi
+        try kvmCall("KVM_IRQFD") { ckvm_ioctl_ptr(fd, CKVM_IRQFD, &request) }
+    }
+
+    /// Undoes ``assignIrqfd(_:gsi:)``.
+    public func deassignIrqfd(_ eventFD: Int32, gsi: UInt32) throws(KVMError) {
+        var request = kvm_irqfd()
+        request.fd = UInt32(bitPattern: eventFD)
+        request.gsi = gsi
+        request.flags = CKVM_IRQFD_FLAG_DEASSIGN
+        try kvmCall("KVM_IRQFD (deassign)") { ckvm_ioctl_ptr(fd, CKVM_IRQFD, &request) }
+    }
 }

@@ -1,16 +1,21 @@
 import CKVM
 import Glibc
-import Synchronization
 
 /// The `--net` device of a VM: a ``VirtioNet`` on a ``TapBackend``, behind a
-/// ``VirtioMMIOTransport`` in the MMIO hole, and the I/O thread that feeds it
-/// received frames.
+/// ``VirtioMMIOTransport`` in the MMIO hole, and the I/O thread that serves it.
 ///
-/// Interrupts go to the in-kernel IOAPIC with KVM_IRQ_LINE as an edge: the line is
-/// driven to 1 and straight back to 0 for each interrupt. An edge-triggered IOAPIC
-/// pin sees one rising edge per interrupt; the guest must program the pin as edge
-/// triggered (a level-triggered pin would see the line already low when it looks).
-/// The driver learns why from InterruptStatus and acknowledges with InterruptACK as usual.
+/// The data path does not exit to the VMM where KVM allows it (KVM_CAP_IOEVENTFD,
+/// KVM_CAP_IRQFD):
+/// - each queue's QueueNotify write (4 bytes, value = the queue index) is matched by
+///   an ioeventfd, so the vCPU goes on and the ``DeviceIOThread`` serves the queue;
+/// - the interrupt is an irqfd on GSI 5: one eventfd write, which KVM turns into an
+///   edge on the in-kernel IOAPIC (1 then 0; no resample fd, so no level to end).
+///   The guest programs the pin edge-triggered.
+///
+/// Every other register (InterruptStatus and InterruptACK among them) stays an MMIO
+/// exit on the vCPU thread. Without either capability that part falls back to the
+/// old path, said once on stderr: QueueNotify as an MMIO exit, and the interrupt as
+/// KVM_IRQ_LINE driven to 1 and straight back to 0 (the same edge).
 final class NetDevice: @unchecked Sendable {
     /// Guest-physical base of the device's virtio-mmio window: in the MMIO hole,
     /// clear of 0xD0000000 (which stays unclaimed) and of the IOAPIC and local APIC.
@@ -22,11 +27,12 @@ final class NetDevice: @unchecked Sendable {
     let device: VirtioNet
     let transport: VirtioMMIOTransport
     let bus: VirtioMMIOBus
-    private let stopping = Atomic<Bool>(false)
-    /// A pipe whose write end wakes the I/O thread when the VM stops.
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
-    private var thread: HostThread?
+    private let vm: VirtualMachine
+    /// The irqfd, when KVM took it.
+    private let interruptEvent: EventFD?
+    /// The ioeventfds by queue, when KVM took them.
+    private let notifyEvents: [(queue: Int, event: EventFD)]
+    private let io: DeviceIOThread
 
     /// Opens TAP interface `config.tapName` and builds the device over `memory`,
     /// raising its interrupt on `vm`'s IOAPIC.
@@ -35,26 +41,81 @@ final class NetDevice: @unchecked Sendable {
         device = VirtioNet(
             mac: config.mac ?? MACAddress.local(index: 1), backend: backend,
             drop: DropInjection(percent: config.dropPercent))
+        self.vm = vm
         let gsi = NetDevice.gsi
-        transport = VirtioMMIOTransport(
-            device: device, memory: memory,
-            interrupt: ClosureInterruptLine {
+        var fallbacks: [String] = []
+
+        interruptEvent = NetDevice.makeIrqfd(vm: vm, gsi: gsi, fallbacks: &fallbacks)
+        let line: any VirtioInterruptLine
+        if let interruptEvent {
+            line = EventFDInterruptLine(interruptEvent)
+        } else {
+            line = ClosureInterruptLine {
                 // An edge: a failure here cannot be reported to the guest; the
                 // interrupt count in the statistics still shows the attempt.
                 try? vm.setInterruptLine(gsi: gsi, level: true)
                 try? vm.setInterruptLine(gsi: gsi, level: false)
-            })
+            }
+        }
+        transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: line)
         bus = VirtioMMIOBus()
         bus.add(transport, base: NetDevice.windowBase, irq: gsi)
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw .host("cannot create the network I/O thread's pipe: \(String(cString: strerror(errno)))") }
-        wakeRead = ends[0]
-        wakeWrite = ends[1]
+        notifyEvents = NetDevice.makeIoeventfds(vm: vm, queues: device.queueCount, fallbacks: &fallbacks)
+        if !fallbacks.isEmpty {
+            let line = Array("toro-vmm: --net: \(fallbacks.joined(separator: "; "))\n".utf8)
+            _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        }
+        io = try DeviceIOThread(transport: transport, readinessFD: backend.readinessFD, queueEvents: notifyEvents)
     }
 
     deinit {
-        close(wakeRead)
-        close(wakeWrite)
+        io.stop()
+        let notify = NetDevice.windowBase + UInt64(VirtioMMIOTransport.Register.queueNotify)
+        for (queue, event) in notifyEvents {
+            try? vm.deassignIoeventfd(event.fd, address: notify, length: 4, datamatch: UInt64(queue))
+        }
+        if let interruptEvent { try? vm.deassignIrqfd(interruptEvent.fd, gsi: NetDevice.gsi) }
+    }
+
+    /// An eventfd KVM injects `gsi` for, or nil (and why in `fallbacks`).
+    private static func makeIrqfd(vm: VirtualMachine, gsi: UInt32, fallbacks: inout [String]) -> EventFD? {
+        guard vm.supportsIrqfd else {
+            fallbacks.append("KVM lacks KVM_CAP_IRQFD: interrupts are KVM_IRQ_LINE calls")
+            return nil
+        }
+        do {
+            let event = try EventFD()
+            try vm.assignIrqfd(event.fd, gsi: gsi)
+            return event
+        } catch {
+            fallbacks.append("\(error): interrupts are KVM_IRQ_LINE calls")
+            return nil
+        }
+    }
+
+    /// One ioeventfd per queue on QueueNotify, matching the queue's index; none (and
+    /// why in `fallbacks`) unless KVM takes them all.
+    private static func makeIoeventfds(vm: VirtualMachine, queues: Int, fallbacks: inout [String]) -> [(queue: Int, event: EventFD)] {
+        guard vm.supportsIoeventfd else {
+            fallbacks.append("KVM lacks KVM_CAP_IOEVENTFD: queue notifications exit to the VMM")
+            return []
+        }
+        let notify = NetDevice.windowBase + UInt64(VirtioMMIOTransport.Register.queueNotify)
+        var events: [(queue: Int, event: EventFD)] = []
+        do throws(KVMError) {
+            for queue in 0..<queues {
+                let event = try EventFD()
+                try vm.assignIoeventfd(event.fd, address: notify, length: 4, datamatch: UInt64(queue))
+                events.append((queue, event))
+            }
+            return events
+        } catch {
+            for (queue, event) in events {
+                try? vm.deassignIoeventfd(event.fd, address: notify, length: 4, datamatch: UInt64(queue))
+            }
+            fallbacks.append("\(error): queue notifications exit to the VMM")
+            return []
+        }
     }
 
     /// The boot-information entries for the devices on ``bus``.
@@ -64,44 +125,12 @@ final class NetDevice: @unchecked Sendable {
 
     /// Starts the I/O thread.
     func start() throws(VMMError) {
-        thread = try HostThread.spawn(name: "net-io") { [self] in self.run() }
+        try io.start(name: "net-io")
     }
 
     /// Stops the I/O thread and waits for it.
     func stop() {
-        stopping.store(true, ordering: .releasing)
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
-        thread?.join()
-        thread = nil
-    }
-
-    /// Waits for the TAP device to become readable (or for ``stop()``), then lets the
-    /// transport move the waiting frames into the guest's receive buffers.
-    private func run() {
-        let readiness = backend.readinessFD
-        let errorEvents = Int16(POLLERR | POLLHUP | POLLNVAL)
-        while !stopping.load(ordering: .acquiring) {
-            var fds = [
-                pollfd(fd: readiness, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-            ]
-            let ready = poll(&fds, 2, 1000)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            guard !stopping.load(ordering: .acquiring) else { return }
-            if fds[0].revents & Int16(POLLIN) != 0 {
-                transport.poll()
-                // Frames the device could not take (no receive buffers yet, or the driver
-                // is not ready) keep the descriptor readable: back off instead of spinning.
-                var again = pollfd(fd: readiness, events: Int16(POLLIN), revents: 0)
-                if poll(&again, 1, 0) > 0 { usleep(1000) }
-            } else if fds[0].revents & errorEvents != 0 {
-                usleep(10_000)
-            }
-        }
+        io.stop()
     }
 
     /// The device's counters now.

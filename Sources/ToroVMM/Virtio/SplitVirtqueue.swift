@@ -268,10 +268,14 @@ public struct SplitVirtqueue: Sendable {
 
     /// Asks the driver not to notify (VIRTQ_USED_F_NO_NOTIFY, §2.7.10) while the device
     /// is already processing the queue; a hint only, the driver may notify anyway.
+    /// Ends with a full fence, so a read of `avail.idx` after it cannot be done before
+    /// the store (the driver does the mirror image: publish, fence, read the flag).
     public func suppressNotifications(_ suppress: Bool, memory: GuestMemory) {
         if eventIndex {
-            // §2.7.10: with VIRTIO_F_EVENT_IDX the device publishes avail_event instead.
-            try? memory.store(nextAvail.littleEndian, at: usedRing.adding(4 + 8 * UInt64(size)))
+            // §2.7.10: with VIRTIO_F_EVENT_IDX the device publishes avail_event instead:
+            // "notify when you publish entry nextAvail". To suppress it leaves the old
+            // value, which the driver has already passed.
+            if !suppress { try? memory.store(nextAvail.littleEndian, at: usedRing.adding(4 + 8 * UInt64(size))) }
         } else {
             try? memory.store((suppress ? SplitVirtqueue.usedNoNotify : 0).littleEndian, at: usedRing)
         }

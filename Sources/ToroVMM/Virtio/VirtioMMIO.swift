@@ -52,16 +52,25 @@ public protocol VirtioDevice: AnyObject {
     func activate(_ activation: VirtioActivation)
     /// Forget the driver: back to the state before negotiation (§2.4).
     func reset()
-    /// The driver notified `queue`. Returns whether used buffers are to be signalled.
-    func notify(queue: Int) throws(VirtioDeviceError) -> Bool
+    /// The driver notified `queue` `count` times (more than once when notifications
+    /// add up in an eventfd before the device looks). Returns whether used buffers are
+    /// to be signalled.
+    func notify(queue: Int, count: UInt64) throws(VirtioDeviceError) -> Bool
     /// Work that does not come from the driver (a frame arrived from the host).
     /// Returns whether used buffers are to be signalled.
     func poll() throws(VirtioDeviceError) -> Bool
 }
 
-/// The line a transport raises to interrupt the guest (later an irqfd).
+/// The line a transport raises to interrupt the guest: an irqfd, or KVM_IRQ_LINE pulses.
 public protocol VirtioInterruptLine: AnyObject {
     func trigger()
+}
+
+/// Where a queue's notifications arrive when they do not come as QueueNotify writes
+/// the transport sees: a counter the guest's writes add to (an ioeventfd).
+public protocol VirtioNotificationSource: AnyObject {
+    /// The notifications since the last call, and the count back to 0. Never blocks.
+    func take() -> UInt64
 }
 
 /// An interrupt line that calls a closure; for tests and for wiring.
@@ -90,8 +99,12 @@ public enum Virtio {
 /// The virtio-mmio register file (virtio 1.2 §4.2.2), modern interface only
 /// (Version 2), over one ``VirtioDevice``.
 ///
-/// Pure logic: the MMIO exit path (or an ioeventfd) calls ``read(offset:size:)``
-/// and ``write(offset:size:value:)`` with offsets relative to the device's base.
+/// Pure logic: the MMIO exit path calls ``read(offset:size:)`` and
+/// ``write(offset:size:value:)`` with offsets relative to the device's base; a
+/// queue whose QueueNotify writes go to an ioeventfd instead has a
+/// ``VirtioNotificationSource``, which the I/O thread has served with
+/// ``serviceNotifications(queue:)``. Everything runs under one lock, whichever
+/// thread calls.
 /// Guest mistakes never trap: they set DEVICE_NEEDS_RESET (§2.1.2), which is
 /// reported once through `onError` until the driver resets the device.
 public final class VirtioMMIOTransport: @unchecked Sendable {
@@ -164,6 +177,8 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     private var interruptStatus: UInt32 = 0
     private var configGeneration: UInt32 = 0
     private var reported = false
+    /// Per queue, the counter its notifications arrive in instead of QueueNotify writes.
+    private var notificationSources: [Int: any VirtioNotificationSource] = [:]
 
     /// Every error since the VM started, including the ones not reported.
     public private(set) var errorCount: UInt64 = 0
@@ -276,7 +291,7 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
             Register.queueDriverHigh, Register.queueDeviceLow, Register.queueDeviceHigh, Register.queueReady:
             return writeQueueRegister(offset, value)
         case Register.queueNotify:
-            return notify(queue: Int(value))
+            return notify(queue: Int(value), count: 1)
         case Register.interruptACK:
             interruptStatus &= ~value
         case Register.status:
@@ -367,16 +382,19 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         interruptStatus = 0
         reported = false
         lastError = nil
+        // Notifications the old driver sent and the I/O thread has not served yet
+        // belong to it: served now, they would find the device reset and fail it.
+        for source in notificationSources.values { _ = source.take() }
         device.reset()
     }
 
-    private func notify(queue: Int) -> Bool {
+    private func notify(queue: Int, count: UInt64) -> Bool {
         guard status & Virtio.statusDeviceNeedsReset == 0 else { return false }
         guard status & Virtio.statusDriverOK != 0, queue < queues.count, queues[queue].ready else {
             return fail(.notifyNotReady(queue: queue))
         }
         do throws(VirtioDeviceError) {
-            return usedBuffers(try device.notify(queue: queue))
+            return usedBuffers(try device.notify(queue: queue, count: count))
         } catch {
             return fail(error)
         }
@@ -416,6 +434,25 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     }
 
     // MARK: Device-side events
+
+    /// Makes `source` the place queue `queue`'s notifications arrive (nil: QueueNotify
+    /// writes only). Writes to QueueNotify still work: a source adds a path, it does not
+    /// take one away.
+    public func setNotificationSource(_ source: (any VirtioNotificationSource)?, queue: Int) {
+        lock.withLock { notificationSources[queue] = source }
+    }
+
+    /// Serves the notifications waiting in queue `queue`'s source: call when it is readable.
+    /// The count is taken under the lock, so a reset (which empties the sources) and this
+    /// call cannot interleave.
+    public func serviceNotifications(queue: Int) {
+        var raise = false
+        lock.withLock {
+            guard let count = notificationSources[queue]?.take(), count > 0 else { return }
+            raise = notify(queue: queue, count: count)
+        }
+        if raise { signal() }
+    }
 
     /// Runs the device's own work (received frames): call when its backend is readable.
     public func poll() {

@@ -72,7 +72,8 @@ public struct VirtioNetCounters: Equatable, Sendable {
     public var txDrops: UInt64 = 0
     /// Frames dropped on the way in (fault injection, larger than the guest's buffer).
     public var rxDrops: UInt64 = 0
-    /// Queue notifications from the driver.
+    /// Queue notifications from the driver (QueueNotify writes, whether they exited to
+    /// the VMM or were counted by an ioeventfd).
     public var notifications: UInt64 = 0
     /// Times the device asked for a used-buffer interrupt.
     public var interrupts: UInt64 = 0
@@ -138,6 +139,8 @@ public final class VirtioNet: VirtioDevice {
 
     private var memory: GuestMemory?
     private var queues: [SplitVirtqueue?] = [nil, nil]
+    /// Whether the receive queue's used ring says VIRTQ_USED_F_NO_NOTIFY (§2.7.10).
+    private var receiveNotificationsSuppressed = false
     private var scratch = [UInt8](repeating: 0, count: VirtioNet.headerSize + VirtioNet.maximumFrame)
 
     /// A device with MAC address `mac`, frames going to `backend`, queues of at most
@@ -167,15 +170,17 @@ public final class VirtioNet: VirtioDevice {
     public func activate(_ activation: VirtioActivation) {
         memory = activation.memory
         queues = activation.queues
+        receiveNotificationsSuppressed = false  // the driver zeroed the used ring's flags
     }
 
     public func reset() {
         memory = nil
         queues = [nil, nil]
+        receiveNotificationsSuppressed = false
     }
 
-    public func notify(queue: Int) throws(VirtioDeviceError) -> Bool {
-        counters.notifications += 1
+    public func notify(queue: Int, count: UInt64) throws(VirtioDeviceError) -> Bool {
+        counters.notifications += count
         switch queue {
         case VirtioNet.transmitQueue: return try transmit()
         case VirtioNet.receiveQueue: return try receive()  // new buffers: deliver what waits
@@ -247,14 +252,35 @@ public final class VirtioNet: VirtioDevice {
     /// §5.1.6.3 device side: each frame waiting in the backend goes into one chain
     /// of device-writable buffers, after a header; without VIRTIO_NET_F_MRG_RXBUF
     /// `num_buffers` is 1. Frames wait in the backend while the guest posts no buffer.
+    ///
+    /// §2.7.10: the device needs no notification while it holds receive buffers (a
+    /// frame from the backend, not the driver, is what starts it), so the used ring
+    /// says VIRTQ_USED_F_NO_NOTIFY while buffers are available and stops saying it
+    /// when they run out: then a buffer the driver posts notifies, and the frames
+    /// waiting in the backend are delivered.
     private func receive() throws(VirtioDeviceError) -> Bool {
         let index = VirtioNet.receiveQueue
         guard let memory, var queue = queues[index] else { return false }
         defer { queues[index] = queue }
         let before = queue.usedIndex
         while true {
-            let popped: DescriptorChain?
-            do throws(VirtqueueError) { popped = try queue.popAvailable(memory) } catch { throw .queue(index: index, error) }
+            var popped = try popAvailable(&queue, index, memory)
+            if popped == nil {
+                // Out of buffers: ask for notifications, then look again. The driver
+                // publishes avail.idx, fences, then reads the flag; the device writes
+                // the flag, fences (in suppressNotifications), then reads avail.idx:
+                // one of the two sees the other's write, so no buffer goes unnoticed.
+                if receiveNotificationsSuppressed {
+                    queue.suppressNotifications(false, memory: memory)
+                    receiveNotificationsSuppressed = false
+                    popped = try popAvailable(&queue, index, memory)
+                }
+                if popped == nil { break }
+            }
+            if !receiveNotificationsSuppressed {
+                queue.suppressNotifications(true, memory: memory)
+                receiveNotificationsSuppressed = true
+            }
             guard let chain = popped else { break }
             guard chain.readable.isEmpty else {
                 throw .network(.receiveReadable(head: chain.head))
@@ -291,6 +317,12 @@ public final class VirtioNet: VirtioDevice {
             counters.rxBytes += UInt64(length)
         }
         return wantsInterrupt(queue, since: before, memory: memory)
+    }
+
+    private func popAvailable(_ queue: inout SplitVirtqueue, _ index: Int, _ memory: GuestMemory) throws(VirtioDeviceError)
+        -> DescriptorChain?
+    {
+        do throws(VirtqueueError) { return try queue.popAvailable(memory) } catch { throw .queue(index: index, error) }
     }
 
     /// Reads the next frame from the backend into the scratch buffer, after room for the header.

@@ -10,6 +10,14 @@ import Synchronization
 /// handler only acknowledges it and wakes the core's pollers
 /// (``Thread/workArrived(on:)``), so a thread can wait with the polling API:
 /// `receive()`, and `Thread.pollFoundNothing()` when it returns nil.
+///
+/// Notifications cost a VM exit each, so the driver sends as few as it can
+/// (§2.7.7, §2.7.10): a batch of frames or of reposted receive buffers is
+/// published with one write of the available idx and at most one
+/// notification, which is skipped when the device's used ring says
+/// VIRTQ_USED_F_NO_NOTIFY (the device sets it on the receive queue while it
+/// holds buffers). The transmit queue asks for no interrupts: the driver
+/// takes finished transmit buffers back itself, when it sends or receives.
 public final class VirtioNetDriver {
     static let deviceID: UInt32 = 1
     static let featureMAC: UInt64 = 1 << 5
@@ -87,8 +95,10 @@ public final class VirtioNetDriver {
         transport.enableQueue(Self.receiveQueueIndex, receiveQueue)
         transport.enableQueue(Self.transmitQueueIndex, transmitQueue)
         for id in 0..<receiveSize {
-            self.receiveQueue.post(id, length: Self.headerSize + Self.maximumFrame, deviceWrites: true)
+            self.receiveQueue.place(id, length: Self.headerSize + Self.maximumFrame, deviceWrites: true)
         }
+        self.receiveQueue.publish()
+        self.transmitQueue.suppressInterrupts()
 
         interruptTransport.store(transport.base, ordering: .releasing)
         interruptCore.store(core, ordering: .releasing)
@@ -110,34 +120,72 @@ public final class VirtioNetDriver {
     /// descriptor is with the device. Returns false for a frame too long.
     @discardableResult
     public func send(frame: [UInt8]) -> Bool {
-        guard frame.count <= Self.maximumFrame else { return false }
+        send(frames: [frame]) == 1
+    }
+
+    /// Sends `frames` in order, published together with at most one
+    /// notification. Waits, yielding, while every transmit descriptor is
+    /// with the device (after publishing what it has placed, so the device
+    /// can free some). Stops at a frame longer than ``maximumFrame``.
+    /// Returns how many frames were posted.
+    @discardableResult
+    public func send(frames: [[UInt8]]) -> Int {
         reclaimTransmitted()
-        while freeTransmit.isEmpty {
-            Thread.yield()
-            reclaimTransmitted()
+        var posted = 0
+        for frame in frames {
+            guard frame.count <= Self.maximumFrame else { break }
+            if freeTransmit.isEmpty {
+                publishTransmitted()
+                while freeTransmit.isEmpty {
+                    Thread.yield()
+                    reclaimTransmitted()
+                }
+            }
+            let id = freeTransmit.removeLast()
+            let buffer = UnsafeMutablePointer<UInt8>(bitPattern: transmitQueue.buffer(id))!
+            for index in 0..<Self.headerSize { buffer[index] = 0 }
+            frame.withUnsafeBufferPointer { bytes in
+                if let base = bytes.baseAddress { (buffer + Self.headerSize).update(from: base, count: bytes.count) }
+            }
+            transmitQueue.place(id, length: Self.headerSize + frame.count, deviceWrites: false)
+            posted += 1
         }
-        let id = freeTransmit.removeLast()
-        let buffer = UnsafeMutablePointer<UInt8>(bitPattern: transmitQueue.buffer(id))!
-        for index in 0..<Self.headerSize { buffer[index] = 0 }
-        frame.withUnsafeBufferPointer { bytes in
-            (buffer + Self.headerSize).update(from: bytes.baseAddress!, count: bytes.count)
-        }
-        transmitQueue.post(id, length: Self.headerSize + frame.count, deviceWrites: false)
-        transport.notify(Self.transmitQueueIndex)
-        return true
+        publishTransmitted()
+        return posted
+    }
+
+    /// Publishes the placed transmit buffers and notifies if the device asks.
+    private func publishTransmitted() {
+        guard transmitQueue.publish() else { return }
+        if transmitQueue.deviceWantsNotification { transport.notify(Self.transmitQueueIndex) }
     }
 
     /// The next received Ethernet frame, without its virtio header; nil if
     /// none has arrived. Its buffer goes straight back to the device.
     public func receive() -> [UInt8]? {
+        receive(maximum: 1).first
+    }
+
+    /// Up to `maximum` received Ethernet frames, oldest first, without their
+    /// virtio headers; empty if none has arrived. Their buffers go back to
+    /// the device together, with at most one notification.
+    public func receive(maximum: Int) -> [[UInt8]] {
         reclaimTransmitted()
-        guard let (id, length) = receiveQueue.takeUsed() else { return nil }
-        let count = min(max(length - Self.headerSize, 0), Self.maximumFrame)
-        let start = UnsafePointer<UInt8>(bitPattern: receiveQueue.buffer(id) + UInt(Self.headerSize))!
-        let frame = Array(UnsafeBufferPointer(start: start, count: count))
-        receiveQueue.post(id, length: Self.headerSize + Self.maximumFrame, deviceWrites: true)
-        transport.notify(Self.receiveQueueIndex)
-        return frame
+        var frames: [[UInt8]] = []
+        while frames.count < maximum, let (id, length) = receiveQueue.takeUsed() {
+            // A device that names a descriptor it was never given is ignored.
+            guard id >= 0 && id < receiveQueue.size else { continue }
+            let count = min(max(length - Self.headerSize, 0), Self.maximumFrame)
+            let start = UnsafePointer<UInt8>(bitPattern: receiveQueue.buffer(id) + UInt(Self.headerSize))!
+            frames.append(Array(UnsafeBufferPointer(start: start, count: count)))
+            receiveQueue.place(id, length: Self.headerSize + Self.maximumFrame, deviceWrites: true)
+        }
+        guard !frames.isEmpty else { return frames }
+        receiveQueue.publish()
+        // §2.7.10: the device suppresses receive notifications while it has
+        // buffers; it asks again only once it has run out.
+        if receiveQueue.deviceWantsNotification { transport.notify(Self.receiveQueueIndex) }
+        return frames
     }
 
     /// Takes back the transmit descriptors the device has finished with.
