@@ -113,4 +113,26 @@ final class CommandLineOptionsTests: XCTestCase {
         assertUsageError("run k.elf --net tap", mentions: "not KEY=VALUE")
         assertUsageError("run k.elf --net tap=t --net tap=u", mentions: "--net given twice")
     }
+
+    func testProfile() throws {
+        XCTAssertNil(try config("run k.elf").profilePath)
+        let plain = try config("run k.elf --profile /tmp/p.txt")
+        XCTAssertEqual(plain.profilePath, "/tmp/p.txt")
+        XCTAssertEqual(plain.profileIntervalMicroseconds, 1000)
+        XCTAssertEqual(try config("run k.elf --profile - --profile-interval 100").profileIntervalMicroseconds, 100)
+        XCTAssertEqual(try config("run k.elf --profile=- --profile-interval=1000000").profileIntervalMicroseconds, 1_000_000)
+        XCTAssertEqual(try config("run k.elf --profile=-").profilePath, "-")
+    }
+
+    func testProfileUsageErrors() {
+        assertUsageError("run k.elf --profile", mentions: "--profile needs a value")
+        assertUsageError("run k.elf --profile=", mentions: "--profile needs a file name")
+        assertUsageError("run k.elf --profile p --profile-interval 99", mentions: "--profile-interval must be between 100 and 1000000 microseconds, got 99")
+        assertUsageError("run k.elf --profile p --profile-interval 1000001", mentions: "between 100 and 1000000")
+        assertUsageError("run k.elf --profile p --profile-interval 0", mentions: "between 100 and 1000000")
+        assertUsageError("run k.elf --profile p --profile-interval -5", mentions: "between 100 and 1000000")
+        assertUsageError("run k.elf --profile p --profile-interval 1ms", mentions: "whole number of microseconds, got '1ms'")
+        assertUsageError("run k.elf --profile-interval 500", mentions: "--profile-interval needs --profile FILE")
+        assertUsageError("run k.elf --profile a --profile b", mentions: "--profile given twice")
+    }
 }

@@ -12,6 +12,14 @@ public struct MachineConfig: Equatable, Sendable {
     public var haltPollNanoseconds: UInt64?
     /// The virtio-net device of `--net`; nil for none.
     public var net: NetConfig?
+    /// Where `--profile` writes the guest profile (`-` for standard error); nil for no profiling.
+    public var profilePath: String?
+    /// Microseconds between profile samples (`--profile-interval`).
+    public var profileIntervalMicroseconds: Int = MachineConfig.defaultProfileInterval
+
+    public static let defaultProfileInterval = 1000
+    /// `--profile-interval` bounds: 10 kHz at most (each sample is a VM exit), 1 Hz at least.
+    public static let profileIntervalRange = 100...1_000_000
 
     public init(imagePath: String) { self.imagePath = imagePath }
 
@@ -36,6 +44,9 @@ public struct MachineConfig: Equatable, Sendable {
         }
         if let haltPollNanoseconds, haltPollNanoseconds > 1_000_000_000 {
             throw .config("--halt-poll-ns must be at most 1000000000 (1 s), got \(haltPollNanoseconds)")
+        }
+        guard MachineConfig.profileIntervalRange.contains(profileIntervalMicroseconds) else {
+            throw .config("--profile-interval must be between 100 and 1000000 microseconds, got \(profileIntervalMicroseconds)")
         }
     }
 }

@@ -12,6 +12,8 @@ public final class Machine {
     /// The `--net` device, if configured.
     let net: NetDevice?
     public let image: ELFImage
+    /// The image's function symbols, read only with `--profile`.
+    let symbols: ELFSymbolTable?
     /// When the VMM started, for the boot-time figures in the statistics.
     let startNanoseconds: UInt64
 
@@ -26,6 +28,7 @@ public final class Machine {
             bytes = try ELFLoader.read(path: config.imagePath)
             _ = try ELFImage.parse(bytes)
         } catch { throw .image(path: config.imagePath, error) }
+        self.symbols = config.profilePath == nil ? nil : ELFSymbolTable.read(bytes)
 
         let system: KVMSystem
         if let given { system = given } else { system = try KVMSystem(path: "/dev/kvm") }
@@ -117,8 +120,12 @@ public final class Machine {
 
         let control = StopControl(mainThread: pthread_self())
         let guestStart = GuestStartClock()
+        let profiler = config.profilePath.map { _ in
+            Profiler(intervalMicroseconds: config.profileIntervalMicroseconds, cpus: vcpus.count)
+        }
         let runners = vcpus.map { vcpu in
-            VCPURunner(vcpu: vcpu, memory: memory, console: console, control: control, bus: net?.bus) { guestStart.mark() }
+            VCPURunner(vcpu: vcpu, memory: memory, console: console, control: control, bus: net?.bus,
+                       profile: profiler?.profiles[vcpu.index]) { guestStart.mark() }
         }
         if let net {
             do { try net.start() } catch { control.stop(.internalError(error.description)) }
@@ -131,6 +138,10 @@ public final class Machine {
                 control.stop(.internalError(error.description))
                 break
             }
+        }
+
+        if let profiler, threads.count == vcpus.count {
+            do { try profiler.start(threads: threads) } catch { control.stop(.internalError(error.description)) }
         }
 
         let deadline = config.timeout.map { startNanoseconds + UInt64($0 * 1_000_000_000) }
@@ -154,6 +165,8 @@ public final class Machine {
             waitForStop(control: control, signals: &waited, until: deadline ?? .max, deadline: deadline)
         }
 
+        // No profiling kick may follow the stop kicks (or reach a joined thread).
+        profiler?.stop()
         for (vcpu, thread) in zip(vcpus, threads) {
             vcpu.requestImmediateExit()
             pthread_kill(thread.handle, VMMSignal.kick)
@@ -163,6 +176,14 @@ public final class Machine {
 
         let end = Clock.monotonicNanoseconds()
         let first = console.firstOutputNanoseconds
+        // After the end time: symbolizing and demangling are not the guest's cost.
+        let profile = profiler.map { profiler in
+            let report = ProfileReport(profiler.result(image: config.imagePath), symbols: symbols ?? .empty) {
+                Demangler.demangle($0)
+            }
+            writeProfile(report.text)
+            return report.summary
+        }
         return RunStatistics(
             image: config.imagePath, cpus: config.cpus, memoryBytes: config.memory,
             stopReason: control.reason ?? .internalError("stopped without a reason"),
@@ -174,7 +195,29 @@ public final class Machine {
             rejectedRequests: runners.reduce(0) { $0 + $1.rejectedRequests },
             vcpus: runners.map(\.statistics),
             samples: samples,
-            devices: net.map { [$0.statistics] } ?? [])
+            devices: net.map { [$0.statistics] } ?? [],
+            profile: profile)
+    }
+
+    /// Writes the `--profile` report to its file or, for `-`, to standard error; a
+    /// failure is one line on stderr and does not change the run's outcome.
+    func writeProfile(_ text: String) {
+        guard let path = config.profilePath else { return }
+        if path == "-" { return writeError(text) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            return writeError("toro-vmm: cannot write the profile to \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                return writeError("toro-vmm: cannot write the profile to \(path): \(String(cString: strerror(errno)))")
+            }
+            bytes = bytes.dropFirst(written)
+        }
     }
 
     /// Each vCPU's counters now, read from the main thread: the thread's CPU clock and KVM's stats fd.

@@ -36,13 +36,16 @@ final class VCPURunner: @unchecked Sendable {
     let onFirstEntry: () -> Void
     /// The virtio-mmio devices; MMIO outside their windows behaves as an empty bus.
     let bus: VirtioMMIOBus?
+    /// This vCPU's samples with `--profile`; nil without.
+    let profile: VCPUProfile?
     private(set) var statistics: VCPUStatistics
     private(set) var rejectedRequests: UInt64 = 0
     private var warnedAboutConsole = false
 
     init(vcpu: VCPU, memory: GuestMemory, console: ConsoleSink, control: StopControl, bus: VirtioMMIOBus? = nil,
-         onFirstEntry: @escaping () -> Void) {
+         profile: VCPUProfile? = nil, onFirstEntry: @escaping () -> Void) {
         self.bus = bus
+        self.profile = profile
         self.vcpu = vcpu
         self.memory = memory
         self.console = console
@@ -68,6 +71,11 @@ final class VCPURunner: @unchecked Sendable {
             }
             statistics.vmmExits[exit.name, default: 0] += 1
             handle(exit)
+            // A profiling kick: sample, then go straight back in. A stopping VM is not
+            // sampled; the loop condition ends it whatever kicked the thread.
+            if case .interrupted = exit, let profile, !control.isStopping {
+                profile.sampleIfRequested(vcpu)
+            }
         }
         statistics.wallNanoseconds = Clock.monotonicNanoseconds() - start
         statistics.cpuNanoseconds = Clock.read(CLOCK_THREAD_CPUTIME_ID) - startCPU

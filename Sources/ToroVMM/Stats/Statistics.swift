@@ -54,6 +54,8 @@ public struct RunStatistics: Sendable, Equatable {
     public var samples: [Sample] = []
     /// The VM's devices (`--net`), in boot-information order.
     public var devices: [DeviceStatistics] = []
+    /// With `--profile`: the sample counts and the hottest functions.
+    public var profile: ProfileSummary?
 
     public var processCPUPercent: Double { percent(processCPUNanoseconds, of: wallNanoseconds) }
 

@@ -70,7 +70,7 @@ public enum StatisticsFormat {
         case let .signal(number): stop.append(("signal", .int(Int64(number))))
         case let .internalError(text): stop.append(("detail", .string(text)))
         }
-        let document: JSON = .object([
+        var fields: [(String, JSON)] = [
             ("version", .int(Int64(jsonVersion))),
             ("image", .string(stats.image)),
             ("cpus", .int(Int64(stats.cpus))),
@@ -87,8 +87,20 @@ public enum StatisticsFormat {
             ("totals", vcpuJSON(stats.totals)),
             ("samples", .array(stats.samples.map(sampleJSON))),
             ("devices", .array(stats.devices.map(deviceJSON))),
+        ]
+        // Only with --profile: a document without it is unchanged.
+        if let profile = stats.profile { fields.append(("profile", profileJSON(profile))) }
+        return JSON.object(fields).rendered() + "\n"
+    }
+
+    static func profileJSON(_ p: ProfileSummary) -> JSON {
+        .object([
+            ("interval_us", .int(Int64(p.intervalMicroseconds))),
+            ("samples", .int(Int64(p.runningSamples + p.haltedSamples))),
+            ("running_samples", .int(Int64(p.runningSamples))),
+            ("halted_samples", .int(Int64(p.haltedSamples))),
+            ("top_functions", .array(p.topFunctions.map { .object([("name", .string($0.name)), ("samples", .int(Int64($0.samples)))]) })),
         ])
-        return document.rendered() + "\n"
     }
 
     static func vcpuJSON(_ v: VCPUStatistics) -> JSON {
