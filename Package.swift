@@ -50,6 +50,12 @@ let package = Package(
                 "Scheduler/PollState.swift",
                 "Scheduler/ThreadState.swift",
                 "Net/Packets.swift",
+                "Net/TCPSegment.swift",
+                "Net/TCPConnection.swift",
+                "Net/TCPByteRing.swift",
+                "Net/UDPDatagram.swift",
+                "Net/ByteCopy.swift",
+                "Net/NetStackCore.swift",
             ]
         ),
         .executableTarget(

@@ -141,6 +141,77 @@ public enum InternetChecksum {
     public static func verifies(_ bytes: [UInt8], from offset: Int, count: Int) -> Bool {
         compute(bytes, from: offset, count: count) == 0
     }
+
+    /// The same sum as ``sum(_:from:count:initial:)`` once folded, computed 8
+    /// bytes at a time: every instruction counts in the guest, so payloads are
+    /// never summed byte by byte. The words are read little-endian and the
+    /// folded result swapped back (the ones' complement sum commutes with byte
+    /// swapping, RFC 1071 §2(B)); the returned value is `initial` plus a folded
+    /// 16-bit sum, so it can be chained like ``sum(_:from:count:initial:)``.
+    public static func sumFast(_ bytes: [UInt8], from offset: Int, count: Int, initial: UInt32 = 0) -> UInt32 {
+        precondition(offset >= 0 && count >= 0 && offset + count <= bytes.count)
+        guard count > 0 else { return initial }
+        return bytes.withUnsafeBytes { raw in sumFast(raw.baseAddress! + offset, count: count, initial: initial) }
+    }
+
+    /// ``sumFast(_:from:count:initial:)`` over `count` bytes at `start`.
+    public static func sumFast(_ start: UnsafeRawPointer, count: Int, initial: UInt32 = 0) -> UInt32 {
+        var total: UInt64 = 0
+        var index = 0
+        // Four words per turn; each add keeps its carry (end-around carry).
+        while index + 32 <= count {
+            let a = UInt64(littleEndian: start.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            let b = UInt64(littleEndian: start.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self))
+            let c = UInt64(littleEndian: start.loadUnaligned(fromByteOffset: index + 16, as: UInt64.self))
+            let d = UInt64(littleEndian: start.loadUnaligned(fromByteOffset: index + 24, as: UInt64.self))
+            var (s, o) = total.addingReportingOverflow(a)
+            total = s &+ (o ? 1 : 0)
+            (s, o) = total.addingReportingOverflow(b)
+            total = s &+ (o ? 1 : 0)
+            (s, o) = total.addingReportingOverflow(c)
+            total = s &+ (o ? 1 : 0)
+            (s, o) = total.addingReportingOverflow(d)
+            total = s &+ (o ? 1 : 0)
+            index += 32
+        }
+        while index + 8 <= count {
+            let word = UInt64(littleEndian: start.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            let (s, o) = total.addingReportingOverflow(word)
+            total = s &+ (o ? 1 : 0)
+            index += 8
+        }
+        // At most 7 bytes left: the same little-endian layout, zero-padded.
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while index < count {
+            tail |= UInt64(start.load(fromByteOffset: index, as: UInt8.self)) << shift
+            shift += 8
+            index += 1
+        }
+        let (s, o) = total.addingReportingOverflow(tail)
+        total = s &+ (o ? 1 : 0)
+        // 2^16 ≡ 1 (mod 0xFFFF): folding keeps the residue, and stays non-zero
+        // for non-zero data, exactly like folding the slow sum.
+        total = (total & 0xFFFF_FFFF) &+ (total >> 32)
+        total = (total & 0xFFFF_FFFF) &+ (total >> 32)
+        total = (total & 0xFFFF) &+ (total >> 16)
+        total = (total & 0xFFFF) &+ (total >> 16)
+        return initial &+ UInt32(UInt16(truncatingIfNeeded: total).byteSwapped)
+    }
+
+    /// A sum folded to 16 bits (end-around carries added back).
+    public static func fold(_ sum: UInt32) -> UInt16 {
+        var total = sum
+        while total >> 16 != 0 { total = (total & 0xFFFF) &+ (total >> 16) }
+        return UInt16(truncatingIfNeeded: total)
+    }
+
+    /// The ones' complement sum of the IPv4 pseudo-header (RFC 793 §3.1,
+    /// RFC 768) for a transport message of `length` bytes, not folded.
+    public static func pseudoHeaderSum(source: IPv4Address, destination: IPv4Address, protocolNumber: UInt8, length: Int) -> UInt32 {
+        (source.value >> 16) &+ (source.value & 0xFFFF) &+ (destination.value >> 16) &+ (destination.value & 0xFFFF)
+            &+ UInt32(protocolNumber) &+ UInt32(truncatingIfNeeded: length & 0xFFFF)
+    }
 }
 
 /// EtherType values this stack reads.
@@ -291,6 +362,8 @@ public struct ARPCache {
 /// IP protocol numbers this stack reads.
 public enum IPProtocol {
     public static let icmp: UInt8 = 1
+    public static let tcp: UInt8 = 6
+    public static let udp: UInt8 = 17
 }
 
 /// An IPv4 header (RFC 791). Options are kept in the length but not read.
@@ -436,6 +509,12 @@ public struct NetEndpoint {
         arpCache = ARPCache(lifetime: arpLifetime)
     }
 
+    /// The identification for the next IPv4 packet sent.
+    mutating func takeIdentification() -> UInt16 {
+        defer { nextIdentification &+= 1 }
+        return nextIdentification
+    }
+
     /// Handles one received frame at time `now` (the ARP cache's clock); the
     /// frame to send in answer, if any.
     public mutating func handle(_ frame: [UInt8], now: UInt64) -> [UInt8]? {
@@ -487,8 +566,7 @@ public struct NetEndpoint {
             var ip = IPv4Header(
                 totalLength: IPv4Header.minimumSize + icmpCount, protocolNumber: IPProtocol.icmp,
                 source: interface.address, destination: header.source)
-            ip.identification = nextIdentification
-            nextIdentification &+= 1
+            ip.identification = takeIdentification()
             ip.append(to: &reply)
             ICMPEcho.appendReply(to: &reply, request: frame, at: icmpOffset, count: icmpCount)
             while reply.count < EthernetHeader.minimumFrame { reply.append(0) }

@@ -1,0 +1,137 @@
+// Moving bytes in blocks.
+//
+// In the kernel's -Osize Embedded build, Array's generic initialisers and
+// `append(contentsOf:)` copy UInt8 elements one at a time (six instructions a
+// byte, found with `toro-vmm run --profile`), and every guest instruction is
+// expensive under an emulating hypervisor. `copyMemory` lowers to one call of
+// the runtime's memmove (`rep movsb`), so the network path builds frames and
+// buffers through these helpers instead.
+
+extension Array where Element == UInt8 {
+    /// `count` bytes from `source`, copied in one block.
+    public init(copying source: UnsafeRawPointer, count: Int) {
+        self.init(unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: count) }
+            initialized = count
+        }
+    }
+
+    /// The bytes of `slice`, copied in one block.
+    public init(copying slice: ArraySlice<UInt8>) {
+        let count = slice.count
+        self = slice.withUnsafeBytes { bytes in
+            count == 0 ? [] : [UInt8](copying: bytes.baseAddress!, count: count)
+        }
+    }
+
+    /// A frame of `size` bytes (at least `minimum`, zero-padded) written by `body`.
+    public static func frame(size: Int, minimum: Int = 0, _ body: (inout ByteWriter) -> Void) -> [UInt8] {
+        let total = Swift.max(size, minimum)
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            var writer = ByteWriter(buffer.baseAddress!, capacity: total)
+            body(&writer)
+            if writer.offset < total {
+                (UnsafeMutableRawPointer(buffer.baseAddress!) + writer.offset).initializeMemory(
+                    as: UInt8.self, repeating: 0, count: total - writer.offset)
+            }
+            initialized = total
+        }
+    }
+}
+
+/// Writes big-endian fields and byte blocks into memory, front to back. The
+/// writer trusts its caller with the capacity (it is only used to build
+/// frames whose size was computed first); a wrong size traps.
+public struct ByteWriter {
+    public let base: UnsafeMutablePointer<UInt8>
+    public let capacity: Int
+    public private(set) var offset = 0
+
+    public init(_ base: UnsafeMutablePointer<UInt8>, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    @inline(__always)
+    public mutating func put(_ value: UInt8) {
+        precondition(offset < capacity)
+        base[offset] = value
+        offset += 1
+    }
+
+    @inline(__always)
+    public mutating func put16(_ value: UInt16) {
+        put(UInt8(truncatingIfNeeded: value >> 8))
+        put(UInt8(truncatingIfNeeded: value))
+    }
+
+    @inline(__always)
+    public mutating func put32(_ value: UInt32) {
+        put16(UInt16(truncatingIfNeeded: value >> 16))
+        put16(UInt16(truncatingIfNeeded: value))
+    }
+
+    /// `count` bytes from `source` in one block.
+    public mutating func put(_ source: UnsafeRawPointer, count: Int) {
+        guard count > 0 else { return }
+        precondition(offset + count <= capacity)
+        UnsafeMutableRawPointer(base + offset).copyMemory(from: source, byteCount: count)
+        offset += count
+    }
+
+    public mutating func put(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { put($0.baseAddress ?? UnsafeRawPointer(base), count: $0.count) }
+    }
+
+    public mutating func put(_ bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBytes { put($0.baseAddress ?? UnsafeRawPointer(base), count: $0.count) }
+    }
+
+    /// The next `count` bytes, for a caller that writes them itself; the writer moves past them.
+    public mutating func claim(_ count: Int) -> UnsafeMutableRawPointer {
+        precondition(count >= 0 && offset + count <= capacity)
+        defer { offset += count }
+        return UnsafeMutableRawPointer(base + offset)
+    }
+
+    /// Overwrites two bytes already written at `at` (a checksum filled in afterwards).
+    public func patch16(_ value: UInt16, at: Int) {
+        precondition(at + 2 <= offset)
+        base[at] = UInt8(truncatingIfNeeded: value >> 8)
+        base[at + 1] = UInt8(truncatingIfNeeded: value)
+    }
+}
+
+extension EthernetHeader {
+    /// Writes the header at the writer's position (building a frame in one block).
+    public func write(to writer: inout ByteWriter) {
+        writer.put(destination)
+        writer.put(source)
+        writer.put16(etherType)
+    }
+}
+
+extension IPv4Header {
+    /// Writes a 20-byte header (no options) with its checksum computed.
+    public func write(to writer: inout ByteWriter) {
+        let start = writer.offset
+        writer.put(0x45)
+        writer.put(typeOfService)
+        writer.put16(UInt16(truncatingIfNeeded: totalLength))
+        writer.put16(identification)
+        writer.put16(flagsAndOffset)
+        writer.put(timeToLive)
+        writer.put(protocolNumber)
+        writer.put16(0)
+        writer.put32(source.value)
+        writer.put32(destination.value)
+        var total: UInt32 = 0
+        var index = start
+        while index < start + Self.minimumSize {
+            total &+= UInt32(writer.base[index]) << 8 | UInt32(writer.base[index + 1])
+            index += 2
+        }
+        while total >> 16 != 0 { total = (total & 0xFFFF) + (total >> 16) }
+        writer.patch16(~UInt16(truncatingIfNeeded: total), at: start + 10)
+    }
+}

@@ -1,0 +1,497 @@
+// The protocol engine of one network interface: frames in, frames out, no I/O
+// and no clock of its own. It routes (on-link or through the gateway),
+// resolves next hops with ARP (holding packets until the answer comes),
+// answers ARP and ping through ``NetEndpoint``, demultiplexes TCP segments to
+// ``TCPConnection``s and listeners, and UDP datagrams to bound ports.
+//
+// The kernel's NetworkStack drives it from one thread under one lock; the
+// host tests drive two of them back to back. Times are nanoseconds of any
+// monotonic clock the caller chooses.
+
+/// A UDP datagram as an application receives it.
+public struct UDPMessage: Equatable {
+    public var source: IPv4Address
+    public var sourcePort: UInt16
+    public var payload: [UInt8]
+
+    public init(source: IPv4Address, sourcePort: UInt16, payload: [UInt8]) {
+        self.source = source
+        self.sourcePort = sourcePort
+        self.payload = payload
+    }
+}
+
+/// Knobs of the stack above the TCP connection itself.
+public struct NetStackConfiguration {
+    public var tcp = TCPConfiguration()
+    /// Packets held while their next hop's MAC is asked for with ARP.
+    public var unresolvedLimit = 64
+    /// How often an unanswered ARP request is repeated, and when the packets
+    /// waiting for it are dropped.
+    public var arpRetry: UInt64 = 1_000_000_000
+    public var arpGiveUp: UInt64 = 3_000_000_000
+    /// How long a learned MAC address is trusted.
+    public var arpLifetime: UInt64 = 60_000_000_000
+    /// Datagrams queued per bound UDP port before newer ones are dropped.
+    public var udpQueueLimit = 64
+
+    public init() {}
+}
+
+/// What the stack counted above the link layer (``NetCounters`` has the rest).
+public struct NetStackCounters: Equatable {
+    public var tcpSegmentsReceived = 0
+    public var tcpSegmentsSent = 0
+    public var tcpResetsSent = 0
+    public var tcpConnectionsAccepted = 0
+    public var tcpConnectionsOpened = 0
+    /// SYNs dropped because the listener's backlog was full.
+    public var tcpBacklogDrops = 0
+    public var udpReceived = 0
+    public var udpSent = 0
+    public var udpNoPort = 0
+    public var udpQueueDrops = 0
+    public var arpRequestsSent = 0
+    /// Packets dropped: no route, or their next hop never answered ARP.
+    public var noRoute = 0
+    public var unresolved = 0
+
+    public init() {}
+}
+
+/// What changed since the last ``NetStackCore/takeEvents()``: the owner wakes
+/// the threads waiting on these.
+public struct NetEvents {
+    public var connections: [TCPConnection] = []
+    public var listeners: [UInt16] = []
+    public var udpPorts: [UInt16] = []
+
+    public var isEmpty: Bool { connections.isEmpty && listeners.isEmpty && udpPorts.isEmpty }
+}
+
+/// A TCP connection's place in the table: the peer and our port (there is one local address).
+struct ConnectionKey: Hashable {
+    var remote: IPv4Address
+    var remotePort: UInt16
+    var localPort: UInt16
+}
+
+public final class NetStackCore {
+    /// A listening port: connections still in their handshake, and those
+    /// established and waiting for `accept`.
+    final class Listener {
+        let backlog: Int
+        var embryonic: [ConnectionKey] = []
+        var ready: [TCPConnection] = []
+        init(backlog: Int) { self.backlog = backlog }
+    }
+
+    /// A packet waiting for its next hop's MAC: a whole frame whose destination
+    /// MAC (bytes 0-5) is filled in when the ARP answer comes.
+    struct Unresolved {
+        var nextHop: IPv4Address
+        var frame: [UInt8]
+        var expires: UInt64
+    }
+
+    public let mac: [UInt8]
+    public let gateway: IPv4Address?
+    public let configuration: NetStackConfiguration
+    public private(set) var endpoint: NetEndpoint
+    public private(set) var counters = NetStackCounters()
+
+    var listeners: [UInt16: Listener] = [:]
+    var connections: [ConnectionKey: TCPConnection] = [:]
+    /// The listener port of each connection still in its handshake.
+    var embryonicListener: [ConnectionKey: UInt16] = [:]
+    var udpPorts: [UInt16: [UDPMessage]] = [:]
+    var unresolved: [Unresolved] = []
+    /// When each next hop was last asked for with ARP.
+    var arpAsked: [IPv4Address: UInt64] = [:]
+    var outbox: [[UInt8]] = []
+    var events = NetEvents()
+    let sequenceSecret: UInt32
+    var nextEphemeralPort: UInt16 = NetStackCore.ephemeralPorts.lowerBound
+
+    static let ephemeralPorts: ClosedRange<UInt16> = 49152...65535
+    /// Where an Ethernet frame carrying IPv4 has the IP protocol number.
+    static let protocolByte = EthernetHeader.size + 9
+
+    /// The engine for an interface with `mac` and `interface`; packets for
+    /// other networks go to `gateway` (which must be on link) or are dropped.
+    /// `secret` keys the initial sequence numbers (RFC 6528): pass something
+    /// unpredictable.
+    public init(
+        mac: [UInt8], interface: IPv4Interface, gateway: IPv4Address? = nil,
+        configuration: NetStackConfiguration = NetStackConfiguration(), secret: UInt32
+    ) {
+        self.mac = mac
+        self.gateway = gateway
+        self.configuration = configuration
+        self.endpoint = NetEndpoint(mac: mac, interface: interface, arpLifetime: configuration.arpLifetime)
+        self.sequenceSecret = secret
+    }
+
+    public var interface: IPv4Interface { endpoint.interface }
+    public var linkCounters: NetCounters { endpoint.counters }
+    public var connectionCount: Int { connections.count }
+
+    // MARK: - Frames in
+
+    /// Handles one received Ethernet frame at `now`.
+    public func handle(frame: [UInt8], now: UInt64) {
+        guard frame.count >= EthernetHeader.size + IPv4Header.minimumSize, readUInt16(frame, 12) == EtherType.ipv4,
+            frame[Self.protocolByte] == IPProtocol.tcp || frame[Self.protocolByte] == IPProtocol.udp
+        else {
+            // ARP, ICMP and everything malformed or foreign: the link layer's.
+            let isARP = frame.count >= EthernetHeader.size && readUInt16(frame, 12) == EtherType.arp
+            if let reply = endpoint.handle(frame, now: now) { outbox.append(reply) }
+            if isARP { releaseResolved(now: now) }
+            return
+        }
+        endpoint.counters.receivedFrames += 1
+        guard isAddressedToUs(frame) else {
+            endpoint.counters.ignored += 1
+            return
+        }
+        do {
+            let offset = EthernetHeader.size
+            let header = try IPv4Header.parse(frame, at: offset)
+            guard header.destination == interface.address else {
+                endpoint.counters.ignored += 1
+                return
+            }
+            let start = offset + header.headerLength
+            let count = header.totalLength - header.headerLength
+            if header.protocolNumber == IPProtocol.tcp {
+                let segment = try TCPSegment.parse(
+                    frame, at: start, count: count, source: header.source, destination: header.destination)
+                handle(segment, from: header.source, now: now)
+            } else {
+                let datagram = try UDPDatagram.parse(
+                    frame, at: start, count: count, source: header.source, destination: header.destination)
+                handle(datagram, from: header.source)
+            }
+        } catch {
+            endpoint.counters.count(error)
+        }
+    }
+
+    private func isAddressedToUs(_ frame: [UInt8]) -> Bool {
+        frame[0] == mac[0] && frame[1] == mac[1] && frame[2] == mac[2] && frame[3] == mac[3] && frame[4] == mac[4]
+            && frame[5] == mac[5]
+    }
+
+    private func handle(_ segment: TCPSegment, from source: IPv4Address, now: UInt64) {
+        counters.tcpSegmentsReceived += 1
+        let key = ConnectionKey(remote: source, remotePort: segment.sourcePort, localPort: segment.destinationPort)
+        if let connection = connections[key] {
+            connection.handle(segment, now: now)
+            settle(key, connection)
+            return
+        }
+        if segment.flags.contains(.syn), !segment.flags.contains(.ack), !segment.flags.contains(.rst),
+            let listener = listeners[segment.destinationPort]
+        {
+            guard listener.embryonic.count + listener.ready.count < listener.backlog else {
+                counters.tcpBacklogDrops += 1  // the peer retransmits its SYN
+                return
+            }
+            let connection = TCPConnection(
+                acceptingSYN: segment,
+                local: TCPEndpoint(address: interface.address, port: segment.destinationPort),
+                remote: TCPEndpoint(address: source, port: segment.sourcePort),
+                initialSequence: initialSequence(for: key, now: now), now: now, configuration: configuration.tcp)
+            connections[key] = connection
+            embryonicListener[key] = segment.destinationPort
+            listener.embryonic.append(key)
+            return
+        }
+        sendReset(answering: segment, from: source, now: now)
+    }
+
+    /// After a connection changed: its waiters are told, and a connection a
+    /// listener was waiting for moves to the accept queue (or out, if it died).
+    private func settle(_ key: ConnectionKey, _ connection: TCPConnection) {
+        events.connections.append(connection)
+        guard let port = embryonicListener[key] else { return }
+        let state = connection.state
+        guard state != .synReceived else { return }
+        embryonicListener[key] = nil
+        guard let listener = listeners[port] else { return }
+        listener.embryonic.removeAll { $0 == key }
+        if state != .closed {
+            listener.ready.append(connection)
+            counters.tcpConnectionsAccepted += 1
+            events.listeners.append(port)
+        }
+    }
+
+    /// RFC 793 "Reset Generation" for a segment no connection or listener wants.
+    private func sendReset(answering segment: TCPSegment, from source: IPv4Address, now: UInt64) {
+        guard !segment.flags.contains(.rst) else { return }
+        var reset = TCPSegment(
+            sourcePort: segment.destinationPort, destinationPort: segment.sourcePort, sequence: 0,
+            acknowledgement: 0, flags: [.rst], window: 0)
+        if segment.flags.contains(.ack) {
+            reset.sequence = segment.acknowledgement
+        } else {
+            reset.acknowledgement = segment.sequence &+ UInt32(truncatingIfNeeded: segment.sequenceLength)
+            reset.flags.insert(.ack)
+        }
+        counters.tcpResetsSent += 1
+        transmit(reset, to: source, now: now)
+    }
+
+    private func handle(_ datagram: UDPDatagram, from source: IPv4Address) {
+        guard var queue = udpPorts[datagram.destinationPort] else {
+            counters.udpNoPort += 1
+            return
+        }
+        guard queue.count < configuration.udpQueueLimit else {
+            counters.udpQueueDrops += 1
+            return
+        }
+        counters.udpReceived += 1
+        queue.append(UDPMessage(source: source, sourcePort: datagram.sourcePort, payload: datagram.payload))
+        udpPorts[datagram.destinationPort] = queue
+        events.udpPorts.append(datagram.destinationPort)
+    }
+
+    // MARK: - Frames out
+
+    /// Runs every connection's output and timers at `now` and returns the
+    /// frames to transmit, in order. Call it after ``handle(frame:now:)``,
+    /// after any application call, and when ``nextDeadline`` passes.
+    public func poll(now: UInt64) -> [[UInt8]] {
+        var finished: [ConnectionKey] = []
+        for (key, connection) in connections {
+            let before = connection.state
+            for segment in connection.output(now: now) {
+                transmit(segment, to: key.remote, now: now)
+            }
+            if connection.state != before { settle(key, connection) }
+            if connection.isFinished { finished.append(key) }
+        }
+        for key in finished {
+            if let connection = connections.removeValue(forKey: key) { settle(key, connection) }
+        }
+        expireUnresolved(now: now)
+        let frames = outbox
+        outbox.removeAll(keepingCapacity: true)
+        return frames
+    }
+
+    /// The earliest time ``poll(now:)`` has timed work, nil if none.
+    public var nextDeadline: UInt64? {
+        var earliest: UInt64? = nil
+        for connection in connections.values {
+            if let deadline = connection.nextDeadline, deadline < (earliest ?? .max) { earliest = deadline }
+        }
+        for packet in unresolved where packet.expires < (earliest ?? .max) { earliest = packet.expires }
+        if !unresolved.isEmpty, let asked = arpAsked.values.min() {
+            let retry = asked &+ configuration.arpRetry
+            if retry < (earliest ?? .max) { earliest = retry }
+        }
+        return earliest
+    }
+
+    /// Takes what changed since the last call.
+    public func takeEvents() -> NetEvents {
+        let taken = events
+        events = NetEvents()
+        return taken
+    }
+
+    private func transmit(_ segment: TCPSegment, to destination: IPv4Address, now: UInt64) {
+        counters.tcpSegmentsSent += 1
+        let source = interface.address
+        send(protocolNumber: IPProtocol.tcp, to: destination, transportSize: segment.encodedSize, now: now) { writer in
+            segment.write(into: writer.claim(segment.encodedSize), source: source, destination: destination)
+        }
+    }
+
+    /// Builds an IPv4 frame to `destination` around a transport message of
+    /// `transportSize` bytes that `body` writes, in one block, and sends it to
+    /// the next hop (or holds it until ARP finds the next hop).
+    private func send(
+        protocolNumber: UInt8, to destination: IPv4Address, transportSize: Int, now: UInt64,
+        body: (inout ByteWriter) -> Void
+    ) {
+        let nextHop: IPv4Address
+        if interface.isOnLink(destination) {
+            nextHop = destination
+        } else if let gateway {
+            nextHop = gateway
+        } else {
+            counters.noRoute += 1
+            return
+        }
+        let totalLength = IPv4Header.minimumSize + transportSize
+        let known = endpoint.arpCache.lookup(nextHop, now: now)
+        var ip = IPv4Header(
+            totalLength: totalLength, protocolNumber: protocolNumber, source: interface.address, destination: destination)
+        ip.identification = endpoint.takeIdentification()
+        let frame = [UInt8].frame(size: EthernetHeader.size + totalLength, minimum: EthernetHeader.minimumFrame) { writer in
+            EthernetHeader(destination: known ?? EthernetHeader.broadcast, source: mac, etherType: EtherType.ipv4)
+                .write(to: &writer)
+            ip.write(to: &writer)
+            body(&writer)
+        }
+        if known != nil {
+            endpoint.counters.sentFrames += 1
+            outbox.append(frame)
+            return
+        }
+        guard unresolved.count < configuration.unresolvedLimit else {
+            counters.unresolved += 1
+            return
+        }
+        unresolved.append(Unresolved(nextHop: nextHop, frame: frame, expires: now &+ configuration.arpGiveUp))
+        askARP(for: nextHop, now: now, force: false)
+    }
+
+    private func askARP(for address: IPv4Address, now: UInt64, force: Bool) {
+        if !force, let asked = arpAsked[address], now &- asked < configuration.arpRetry { return }
+        arpAsked[address] = now
+        counters.arpRequestsSent += 1
+        endpoint.counters.sentFrames += 1
+        outbox.append(
+            ARPPacket(
+                operation: ARPPacket.request, senderMAC: mac, senderIP: interface.address,
+                targetMAC: [0, 0, 0, 0, 0, 0], targetIP: address
+            ).frame(from: mac, to: EthernetHeader.broadcast))
+    }
+
+    /// Sends the held packets whose next hop ARP has now found.
+    private func releaseResolved(now: UInt64) {
+        guard !unresolved.isEmpty else { return }
+        var waiting: [Unresolved] = []
+        for var packet in unresolved {
+            if let found = endpoint.arpCache.lookup(packet.nextHop, now: now) {
+                packet.frame.replaceSubrange(0..<6, with: found)
+                arpAsked[packet.nextHop] = nil
+                endpoint.counters.sentFrames += 1
+                outbox.append(packet.frame)
+            } else {
+                waiting.append(packet)
+            }
+        }
+        unresolved = waiting
+    }
+
+    /// Drops held packets whose next hop never answered; asks again for the rest.
+    private func expireUnresolved(now: UInt64) {
+        guard !unresolved.isEmpty else {
+            if !arpAsked.isEmpty { arpAsked.removeAll() }
+            return
+        }
+        let before = unresolved.count
+        unresolved.removeAll { now >= $0.expires }
+        counters.unresolved += before - unresolved.count
+        var stillWanted: [IPv4Address: UInt64] = [:]
+        for packet in unresolved {
+            stillWanted[packet.nextHop] = arpAsked[packet.nextHop] ?? 0
+        }
+        arpAsked = stillWanted
+        for (address, asked) in stillWanted where now &- asked >= configuration.arpRetry {
+            askARP(for: address, now: now, force: true)
+        }
+    }
+
+    // MARK: - TCP for applications
+
+    /// Starts listening on `port`; false if something already listens there.
+    public func listen(port: UInt16, backlog: Int) -> Bool {
+        guard listeners[port] == nil else { return false }
+        listeners[port] = Listener(backlog: max(backlog, 1))
+        return true
+    }
+
+    /// Stops listening: connections not yet accepted are reset.
+    public func stopListening(port: UInt16, now: UInt64) {
+        guard let listener = listeners.removeValue(forKey: port) else { return }
+        for connection in listener.ready { connection.abort(now: now) }
+        for key in listener.embryonic {
+            embryonicListener[key] = nil
+            connections[key]?.abort(now: now)
+        }
+        events.listeners.append(port)
+    }
+
+    public func isListening(port: UInt16) -> Bool { listeners[port] != nil }
+
+    /// The oldest established connection waiting on `port`, if any.
+    public func accept(port: UInt16) -> TCPConnection? {
+        guard let listener = listeners[port], !listener.ready.isEmpty else { return nil }
+        return listener.ready.removeFirst()
+    }
+
+    /// Opens a connection to `remote` from an ephemeral port; nil when every
+    /// ephemeral port to that peer is taken. The SYN goes at the next ``poll(now:)``.
+    public func connect(to remote: TCPEndpoint, now: UInt64) -> TCPConnection? {
+        let range = Self.ephemeralPorts
+        let span = Int(range.upperBound - range.lowerBound) + 1
+        for _ in 0..<span {
+            let port = nextEphemeralPort
+            nextEphemeralPort = port == range.upperBound ? range.lowerBound : port + 1
+            let key = ConnectionKey(remote: remote.address, remotePort: remote.port, localPort: port)
+            guard connections[key] == nil, listeners[port] == nil else { continue }
+            let connection = TCPConnection(
+                connectingFrom: TCPEndpoint(address: interface.address, port: port), to: remote,
+                initialSequence: initialSequence(for: key, now: now), now: now, configuration: configuration.tcp)
+            connections[key] = connection
+            counters.tcpConnectionsOpened += 1
+            return connection
+        }
+        return nil
+    }
+
+    /// RFC 6528: a clock that ticks every 4 µs plus a keyed hash of the connection.
+    func initialSequence(for key: ConnectionKey, now: UInt64) -> UInt32 {
+        var hash = sequenceSecret ^ key.remote.value
+        hash = hash &* 0x9E37_79B1
+        hash ^= UInt32(key.remotePort) << 16 | UInt32(key.localPort)
+        hash = hash &* 0x85EB_CA6B
+        hash ^= hash >> 13
+        hash = hash &* 0xC2B2_AE35
+        hash ^= hash >> 16
+        return UInt32(truncatingIfNeeded: now / 4000) &+ hash
+    }
+
+    // MARK: - UDP for applications
+
+    /// Binds `port` for receiving; false if it is taken.
+    public func bindUDP(port: UInt16) -> Bool {
+        guard udpPorts[port] == nil else { return false }
+        udpPorts[port] = []
+        return true
+    }
+
+    public func unbindUDP(port: UInt16) {
+        udpPorts[port] = nil
+        events.udpPorts.append(port)
+    }
+
+    /// The oldest datagram received on `port`, if any.
+    public func receiveUDP(port: UInt16) -> UDPMessage? {
+        guard var queue = udpPorts[port], !queue.isEmpty else { return nil }
+        let message = queue.removeFirst()
+        udpPorts[port] = queue
+        return message
+    }
+
+    /// Sends `payload` from our `port` to `destination`; false if it cannot
+    /// fit one unfragmented packet (1472 bytes of payload on Ethernet).
+    public func sendUDP(_ payload: [UInt8], from port: UInt16, to destination: TCPEndpoint, now: UInt64) -> Bool {
+        let datagram = UDPDatagram(sourcePort: port, destinationPort: destination.port, payload: payload)
+        guard IPv4Header.minimumSize + datagram.encodedSize <= 1500 else { return false }
+        counters.udpSent += 1
+        let source = interface.address
+        send(protocolNumber: IPProtocol.udp, to: destination.address, transportSize: datagram.encodedSize, now: now) {
+            writer in
+            datagram.write(to: &writer, source: source, destination: destination.address)
+        }
+        return true
+    }
+}
