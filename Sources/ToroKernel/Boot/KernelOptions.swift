@@ -4,7 +4,7 @@ extension Kernel {
     public static var commandLine: KernelCommandLine { parsedCommandLine }
 
     /// Keys the kernel reads; anything else is left to the application.
-    static let kernelOptions = ["idle", "spin", "pollgrace", "ip", "gw"]
+    static let kernelOptions = ["idle", "spin", "pollgrace", "ip", "gw", "tcpidle", "timewait"]
 
     /// Says once, at boot, which words of the command line the kernel does not
     /// read (they are the application's) and which it could not parse.

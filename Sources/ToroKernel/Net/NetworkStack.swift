@@ -1,23 +1,52 @@
-/// The network stack's kernel side: a thread on the virtio-net driver's core
-/// that polls the driver as an idle poller (the device's interrupt wakes the
-/// core), hands each frame to a ``NetEndpoint`` (ARP for its address, ICMP
-/// echo) and sends the answers. Started by an application with the driver and
-/// the `ip=` option.
+/// The network stack's kernel side: one ``NetStackCore`` behind a lock, and
+/// the network thread that drives it on the virtio-net driver's core.
+///
+/// The network thread is an idle poller (`Thread.pollFoundNothing()`): it
+/// runs when the device interrupts (a frame arrived), when an application
+/// thread asks it to (``kick()``, after it queued data to send), or when the
+/// stack's earliest timer is due (it arms one core timer for that). Between
+/// those its core halts. Only this thread touches the driver, so the driver
+/// needs no lock; applications on any core call into the engine under the
+/// lock and never block while holding it.
+///
+/// Applications use the blocking sockets in Sockets.swift: a thread waiting
+/// on a socket registers itself and parks; the network thread unparks it when
+/// the engine reports a change on that socket.
 public final class NetworkStack {
     public let driver: VirtioNetDriver
-    /// Written only by the network thread; read it after ``stop()``.
-    public private(set) var endpoint: NetEndpoint
-    private var stopping = false
+    private let state: SpinLock<State>
     private var thread: Thread?
 
-    /// ARP entries live for 60 s of the TSC clock.
-    static let arpLifetimeNanoseconds: UInt64 = 60_000_000_000
+    /// What a blocked socket waits for.
+    enum WaitKey: Equatable {
+        case connection(ObjectIdentifier)
+        case listener(UInt16)
+        case udp(UInt16)
+    }
+
+    struct Waiter {
+        var key: WaitKey
+        var thread: Thread
+    }
+
+    struct State {
+        let engine: NetStackCore
+        var waiters: [Waiter] = []
+        var stopping = false
+    }
+
+    /// Frames taken from the device per turn of the network thread.
+    static let receiveBatch = 32
 
     /// Starts the stack on `driver` with the address in `ip=` (`10.77.0.2/24`)
-    /// on the kernel command line, or `address` if given; nil (with one line
-    /// on the console) when there is no usable address.
+    /// on the kernel command line, or `address` if given, and the gateway in
+    /// `gw=` if any; nil (with one line on the console) when there is no
+    /// usable address. TCP's timeouts come from `tcpidle=` (seconds without
+    /// a segment from the peer before a connection is dropped, default 30;
+    /// 0 = never) and `timewait=` (milliseconds in TIME_WAIT, default 1000).
     public static func start(driver: VirtioNetDriver, address: String? = nil) -> NetworkStack? {
-        guard let text = address ?? Kernel.commandLine.value("ip") else {
+        let line = Kernel.commandLine
+        guard let text = address ?? line.value("ip") else {
             print("net: no ip= address, stack not started")
             return nil
         }
@@ -25,37 +54,162 @@ public final class NetworkStack {
             print("net: cannot read ip=\(text), stack not started")
             return nil
         }
-        let lifetime = Clock.deadline(afterNanoseconds: arpLifetimeNanoseconds) &- CPU.timestamp()
-        let stack = NetworkStack(driver: driver, endpoint: NetEndpoint(mac: driver.mac, interface: interface, arpLifetime: lifetime))
+        var gateway: IPv4Address? = nil
+        if let value = line.value("gw") {
+            guard let address = IPv4Address(value), interface.isOnLink(address) else {
+                print("net: gw=\(value) is not an address on \(text), stack not started")
+                return nil
+            }
+            gateway = address
+        }
+        var configuration = NetStackConfiguration()
+        if let seconds = line.integer("tcpidle") {
+            guard seconds >= 0, seconds <= 86_400 else {
+                print("net: tcpidle=\(seconds) is not 0 to 86400 seconds, stack not started")
+                return nil
+            }
+            configuration.tcp.idleTimeout = UInt64(seconds) * 1_000_000_000
+        }
+        if let milliseconds = line.integer("timewait") {
+            guard milliseconds >= 0, milliseconds <= 240_000 else {
+                print("net: timewait=\(milliseconds) is not 0 to 240000 milliseconds, stack not started")
+                return nil
+            }
+            configuration.tcp.timeWait = UInt64(milliseconds) * 1_000_000
+        }
+        let secret = UInt32(truncatingIfNeeded: RandomSource.next())
+        let engine = NetStackCore(
+            mac: driver.mac, interface: interface, gateway: gateway, configuration: configuration, secret: secret)
+        let stack = NetworkStack(driver: driver, engine: engine)
         stack.thread = Thread.spawn(on: driver.core) { stack.run() }
         return stack
     }
 
-    private init(driver: VirtioNetDriver, endpoint: NetEndpoint) {
+    private init(driver: VirtioNetDriver, engine: NetStackCore) {
         self.driver = driver
-        self.endpoint = endpoint
+        self.state = SpinLock(State(engine: engine))
     }
 
-    public var interface: IPv4Interface { endpoint.interface }
-    public var counters: NetCounters { endpoint.counters }
+    public var interface: IPv4Interface { withEngine { $0.interface } }
+    /// The link layer's counters (frames, ARP, ICMP, drops).
+    public var counters: NetCounters { withEngine { $0.linkCounters } }
+    /// TCP and UDP counters.
+    public var transportCounters: NetStackCounters { withEngine { $0.counters } }
+    /// TCP connections in the table (including TIME_WAIT).
+    public var connectionCount: Int { withEngine { $0.connectionCount } }
+
+    /// Runs `body` on the engine under the lock, at the current time.
+    func withEngine<Result>(_ body: (NetStackCore) -> Result) -> Result {
+        state.withLock { body($0.engine) }
+    }
+
+    /// Asks the network thread to run the engine's output soon: call it after
+    /// anything that may have something to send (data queued, a window opened,
+    /// a close).
+    func kick() {
+        Thread.workArrived(on: driver.core)
+    }
+
+    // MARK: - Blocking
+
+    /// What one look at the engine found for a blocked call.
+    enum Attempt<Value> {
+        case done(Value)
+        case failed(SocketError)
+        case wait
+    }
+
+    /// Calls `attempt` under the lock until it is done or fails, parking the
+    /// calling thread between looks (woken by the network thread when `key`
+    /// changes); `.timedOut` once the TSC passes `deadline`.
+    func block<Value>(
+        on key: WaitKey, until deadline: UInt64?, _ attempt: (NetStackCore, UInt64) -> Attempt<Value>
+    ) -> Result<Value, SocketError> {
+        let me = Thread.current
+        while true {
+            let outcome: Attempt<Value> = state.withLock { state in
+                let outcome = attempt(state.engine, Clock.now)
+                if case .wait = outcome { state.waiters.append(Waiter(key: key, thread: me)) }
+                return outcome
+            }
+            switch outcome {
+            case .done(let value): return .success(value)
+            case .failed(let error): return .failure(error)
+            case .wait: break
+            }
+            if let deadline {
+                if CPU.timestamp() >= deadline {
+                    forget(me, key)
+                    return .failure(.timedOut)
+                }
+                Thread.park(untilDeadline: deadline)
+            } else {
+                Thread.park()
+            }
+            forget(me, key)
+        }
+    }
+
+    private func forget(_ thread: Thread, _ key: WaitKey) {
+        state.withLock { state in
+            state.waiters.removeAll { $0.key == key && $0.thread === thread }
+        }
+    }
+
+    // MARK: - The network thread
 
     private func run() {
-        while !stopping {
-            if let frame = driver.receive() {
-                Thread.pollFoundWork()
-                if let reply = endpoint.handle(frame, now: CPU.timestamp()) {
-                    driver.send(frame: reply)
+        var armedDeadline: UInt64? = nil  // nanoseconds, of the core timer this thread armed
+        var timer: TimerQueue<TimerAction>.ID? = nil
+        while true {
+            let frames = driver.receive(maximum: Self.receiveBatch)
+            let now = Clock.now
+            var woken: [Thread] = []
+            let (output, deadline, stopping) = state.withLock { state in
+                for frame in frames { state.engine.handle(frame: frame, now: now) }
+                let output = state.engine.poll(now: now)
+                let events = state.engine.takeEvents()
+                if !events.isEmpty && !state.waiters.isEmpty {
+                    state.waiters.removeAll { waiter in
+                        guard Self.matches(waiter.key, events) else { return false }
+                        woken.append(waiter.thread)
+                        return true
+                    }
                 }
-                continue
+                return (output, state.engine.nextDeadline, state.stopping)
             }
-            Thread.pollFoundNothing()
+            if !output.isEmpty { driver.send(frames: output) }
+            for thread in woken { thread.unpark() }
+            if stopping { break }
+            // One core timer for the engine's earliest deadline: re-armed only
+            // when that is earlier than the armed one, or the armed one passed.
+            if let deadline, armedDeadline.map({ deadline < $0 || $0 <= now }) ?? true {
+                if let timer { Timers.cancel(timer) }
+                timer = Timers.add(deadline: Clock.deadline(afterNanoseconds: deadline > now ? deadline - now : 0), .wake)
+                armedDeadline = deadline
+            }
+            if frames.isEmpty && output.isEmpty {
+                Thread.pollFoundNothing()
+            } else {
+                Thread.pollFoundWork()
+                Thread.yield()
+            }
+        }
+        if let timer { Timers.cancel(timer) }
+    }
+
+    private static func matches(_ key: WaitKey, _ events: NetEvents) -> Bool {
+        switch key {
+        case .connection(let id): return events.connections.contains { ObjectIdentifier($0) == id }
+        case .listener(let port): return events.listeners.contains(port)
+        case .udp(let port): return events.udpPorts.contains(port)
         }
     }
 
     /// Stops the network thread and waits for it to end.
     public func stop() {
-        stopping = true
-        Thread.workArrived(on: driver.core)
+        state.withLock { $0.stopping = true }
+        kick()
         thread?.join()
         thread = nil
     }

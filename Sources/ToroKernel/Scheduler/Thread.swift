@@ -228,6 +228,23 @@ public final class Thread: RunQueueElement, WaiterListElement {
         }
     }
 
+    /// ``park()``, but returns by the TSC `deadline` at the latest (a timer of
+    /// this core unparks the thread). As with `park()`, recheck what you wait
+    /// for, and the clock, when it returns.
+    public static func park(untilDeadline deadline: UInt64) {
+        guard CPU.timestamp() < deadline else { return }
+        let me = running
+        let timer = Timers.add(deadline: deadline, .call(parkTimeout, UInt(bitPattern: me.toOpaque())))
+        park()
+        Timers.cancel(timer)
+    }
+
+    /// The timer of ``park(untilDeadline:)``: it runs on the parked thread's
+    /// own core, which is the core that armed it.
+    private static let parkTimeout: @convention(c) (UInt) -> Void = { argument in
+        Unmanaged<Thread>.fromOpaque(UnsafeRawPointer(bitPattern: argument)!)._withUnsafeGuaranteedRef { $0.unpark() }
+    }
+
     /// Makes the thread's next (or current) ``park()`` return. From any
     /// thread on any core, or from an interrupt handler; cheap when the
     /// thread is not parked (one atomic exchange), and one IPI at most when

@@ -144,8 +144,10 @@ public final class VirtioNetDriver {
             let id = freeTransmit.removeLast()
             let buffer = UnsafeMutablePointer<UInt8>(bitPattern: transmitQueue.buffer(id))!
             for index in 0..<Self.headerSize { buffer[index] = 0 }
-            frame.withUnsafeBufferPointer { bytes in
-                if let base = bytes.baseAddress { (buffer + Self.headerSize).update(from: base, count: bytes.count) }
+            frame.withUnsafeBytes { bytes in
+                if let base = bytes.baseAddress {
+                    UnsafeMutableRawPointer(buffer + Self.headerSize).copyMemory(from: base, byteCount: bytes.count)
+                }
             }
             transmitQueue.place(id, length: Self.headerSize + frame.count, deviceWrites: false)
             posted += 1
@@ -177,7 +179,7 @@ public final class VirtioNetDriver {
             guard id >= 0 && id < receiveQueue.size else { continue }
             let count = min(max(length - Self.headerSize, 0), Self.maximumFrame)
             let start = UnsafePointer<UInt8>(bitPattern: receiveQueue.buffer(id) + UInt(Self.headerSize))!
-            frames.append(Array(UnsafeBufferPointer(start: start, count: count)))
+            frames.append([UInt8](copying: start, count: count))
             receiveQueue.place(id, length: Self.headerSize + Self.maximumFrame, deviceWrites: true)
         }
         guard !frames.isEmpty else { return frames }
