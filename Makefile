@@ -1,16 +1,17 @@
 # Toro for Swift: one entry point for both builds.
-#   make run     build the VMM (release) and the images, boot the default example
+#   make run     build the VMM (release) and the images, boot the default example (WebServer;
+#                as root: it creates TAP toro0 at 10.0.0.1/24, then `curl http://10.0.0.2/`)
 #   make test    build everything, run the unit and integration tests
 #   make images  build every image under Examples/ and Tests/Guests/ into .build/images/
-#   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency
+#   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency, HTTP
 
 SWIFT ?= swift
 RELEASE_FLAGS := -c release --static-swift-stdlib
 VMM_RELEASE := .build/release/toro-vmm
-DEFAULT_IMAGE ?= HelloWorld
+DEFAULT_IMAGE ?= WebServer
 CPUS ?= 2
 
-.PHONY: all build release images run test unit-test integration-test bench bench-boot bench-idle bench-idlecases bench-latency clean
+.PHONY: all build release images run test unit-test integration-test bench bench-boot bench-idle bench-idlecases bench-latency bench-http clean
 
 all: build images
 
@@ -24,7 +25,7 @@ images:
 	scripts/build-images.sh
 
 run: release images
-	$(VMM_RELEASE) run .build/images/$(DEFAULT_IMAGE).elf --cpus $(CPUS)
+	scripts/run-example.sh $(DEFAULT_IMAGE) $(CPUS)
 
 test: build images
 	scripts/install-test-deps.sh
@@ -39,7 +40,7 @@ integration-test: build images
 	scripts/check-softfloat.sh
 	$(SWIFT) test --filter IntegrationTests
 
-bench: bench-boot bench-idle bench-idlecases bench-latency
+bench: bench-boot bench-idle bench-idlecases bench-latency bench-http
 
 bench-boot: release images
 	scripts/bench-boot.py
@@ -52,6 +53,10 @@ bench-idlecases: release images
 
 bench-latency: release images
 	scripts/bench-latency.py
+
+bench-http: release images
+	scripts/install-test-deps.sh
+	scripts/bench-http.py
 
 clean:
 	rm -rf .build

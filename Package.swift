@@ -58,6 +58,21 @@ let package = Package(
                 "Net/NetStackCore.swift",
             ]
         ),
+        // The WebServer example's HTTP/1.1 core (parsing, responses, the per-connection
+        // engine, the pages): plain Swift with no imports, built into the WebServer
+        // image by scripts/build-image.sh and here for the host tests. Its main file,
+        // which uses the kernel's sockets, stays out.
+        .target(
+            name: "WebServerCore",
+            path: "Examples/WebServer",
+            exclude: ["WebServer.swift"],
+            sources: [
+                "HTTPRequest.swift",
+                "HTTPResponse.swift",
+                "HTTPSession.swift",
+                "Site.swift",
+            ]
+        ),
         .executableTarget(
             name: "toro-vmm",
             dependencies: ["ToroVMM"],
@@ -74,8 +89,13 @@ let package = Package(
             path: "Tests/ToroKernelTests"
         ),
         .testTarget(
+            name: "WebServerTests",
+            dependencies: ["WebServerCore"],
+            path: "Tests/WebServerTests"
+        ),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ToroVMM"],
+            dependencies: ["ToroVMM", "WebServerCore"],
             path: "Tests/IntegrationTests"
         ),
     ]

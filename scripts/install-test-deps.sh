@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # install-test-deps.sh: installs the host tools the network tests drive
-# (ip from iproute2, nsenter from util-linux, ping from iputils-ping) when they
-# are missing and this is root on a Debian-like system. Anything it cannot
-# install is only reported: the tests that need it skip with a printed reason.
+# (ip from iproute2, nsenter from util-linux, ping from iputils-ping, and curl
+# and wrk for the web server) when they are missing and this is root on a
+# Debian-like system. Anything it cannot install is only reported: the tests
+# that need it skip with a printed reason.
 set -euo pipefail
 
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then

@@ -1,0 +1,172 @@
+// HTTPResponse.swift: status codes and response serialisation (RFC 9110 §15, RFC 9112 §4).
+//
+// Responses are built once, at start-up, into complete byte arrays (status line,
+// header fields, body) and handed out for every request: an Array is
+// copy-on-write, so giving the same one to many connections copies nothing.
+// Each is prepared in four variants, persistent or closing and with or without
+// the body (for HEAD), which differ only in `Connection:` and the body.
+//
+// Every response has Server, Content-Type, Content-Length and Connection; there
+// is no Date field, as the kernel has no wall clock (RFC 9110 §6.6.1 lets an
+// origin server without one leave it out).
+
+/// The statuses the server answers with.
+public enum HTTPStatus: Int, Equatable, Sendable {
+    case ok = 200
+    case badRequest = 400
+    case notFound = 404
+    case methodNotAllowed = 405
+    /// RFC 9110 §15.5.14 "Content Too Large" (formerly "Payload Too Large"): the
+    /// answer to a request head beyond HTTPLimits.maximumHeaderBytes or a body
+    /// beyond maximumBodyBytes. (RFC 6585's 431 would name oversized header
+    /// fields more precisely; 413 is what the server is asked to send.)
+    case contentTooLarge = 413
+    case notImplemented = 501
+    case serviceUnavailable = 503
+    case httpVersionNotSupported = 505
+
+    /// The three-digit code.
+    public var code: Int { rawValue }
+
+    /// The reason phrase (RFC 9110 §15 names).
+    public var reason: String {
+        switch self {
+        case .ok: return "OK"
+        case .badRequest: return "Bad Request"
+        case .notFound: return "Not Found"
+        case .methodNotAllowed: return "Method Not Allowed"
+        case .contentTooLarge: return "Content Too Large"
+        case .notImplemented: return "Not Implemented"
+        case .serviceUnavailable: return "Service Unavailable"
+        case .httpVersionNotSupported: return "HTTP Version Not Supported"
+        }
+    }
+
+    /// Every status, in the order of `HTTPStatusCounts`.
+    public static var all: [HTTPStatus] {[
+        .ok, .badRequest, .notFound, .methodNotAllowed, .contentTooLarge,
+        .notImplemented, .serviceUnavailable, .httpVersionNotSupported,
+    ]}
+}
+
+/// One header field beyond the four every response has.
+public struct HTTPHeaderField: Sendable {
+    public var name: String
+    public var value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A response to be serialised: status, content type, body and extra fields.
+public struct HTTPResponse: Sendable {
+    public var status: HTTPStatus
+    public var contentType: String
+    public var body: [UInt8]
+    public var fields: [HTTPHeaderField]
+
+    public init(status: HTTPStatus, contentType: String, body: [UInt8], fields: [HTTPHeaderField] = []) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.fields = fields
+    }
+
+    /// A text/plain response whose body is `text`.
+    public init(status: HTTPStatus, text: String, fields: [HTTPHeaderField] = []) {
+        self.init(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8), fields: fields)
+    }
+
+    /// The whole response as sent: status line, fields, empty line, and the body
+    /// unless `includeBody` is false (a HEAD: Content-Length still gives the size
+    /// of the body a GET would get, RFC 9110 §9.3.2).
+    public func serialized(close: Bool, includeBody: Bool) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160 + (includeBody ? body.count : 0))
+        bytes.append(contentsOf: "HTTP/1.1 ".utf8)
+        appendDecimal(status.code, to: &bytes)
+        bytes.append(ASCII.sp)
+        bytes.append(contentsOf: status.reason.utf8)
+        appendLine("Server", "toro-swift", to: &bytes)
+        appendLine("Content-Type", contentType, to: &bytes)
+        bytes.append(contentsOf: "\r\nContent-Length: ".utf8)
+        appendDecimal(body.count, to: &bytes)
+        for field in fields {
+            appendLine(field.name, field.value, to: &bytes)
+        }
+        appendLine("Connection", close ? "close" : "keep-alive", to: &bytes)
+        bytes.append(contentsOf: "\r\n\r\n".utf8)
+        return includeBody ? concatenated(bytes, body) : bytes
+    }
+
+    /// CRLF (ending the line before), then "name: value".
+    func appendLine(_ name: String, _ value: String, to bytes: inout [UInt8]) {
+        bytes.append(contentsOf: "\r\n".utf8)
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(contentsOf: ": ".utf8)
+        bytes.append(contentsOf: value.utf8)
+    }
+}
+
+/// `head` followed by `tail`, copied in two blocks. (In the kernel's -Osize
+/// build, `append(contentsOf:)` copies bytes one at a time, which a 64 KiB page
+/// turns into half a million emulated instructions; `copyMemory` is one memmove.)
+func concatenated(_ head: [UInt8], _ tail: [UInt8]) -> [UInt8] {
+    let total = head.count + tail.count
+    return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+        let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+        head.withUnsafeBytes { if $0.count > 0 { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        tail.withUnsafeBytes { if $0.count > 0 { (base + head.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        initialized = total
+    }
+}
+
+/// `value` (not negative) in decimal ASCII.
+func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+    var divisor = 1
+    while value / divisor >= 10 { divisor *= 10 }
+    while divisor > 0 {
+        bytes.append(ASCII.zero + UInt8(truncatingIfNeeded: (value / divisor) % 10))
+        divisor /= 10
+    }
+}
+
+/// A response serialised once in the four forms a request may need.
+public struct PreparedResponse: Sendable {
+    public let status: HTTPStatus
+    /// The Content-Length every form announces.
+    public let bodyCount: Int
+    let persistent: [UInt8]
+    let closing: [UInt8]
+    let persistentHead: [UInt8]
+    let closingHead: [UInt8]
+
+    public init(_ response: HTTPResponse) {
+        status = response.status
+        bodyCount = response.body.count
+        persistent = response.serialized(close: false, includeBody: true)
+        closing = response.serialized(close: true, includeBody: true)
+        persistentHead = response.serialized(close: false, includeBody: false)
+        closingHead = response.serialized(close: true, includeBody: false)
+    }
+
+    /// The bytes to send: with `Connection: close` if `close`, without the body if `head`.
+    public func bytes(close: Bool, head: Bool) -> [UInt8] {
+        if head { return close ? closingHead : persistentHead }
+        return close ? closing : persistent
+    }
+}
+
+/// The response for refusing a connection beyond the server's limit: 503, with
+/// `Connection: close` and `Retry-After: 1`. Built on each call; `Site` keeps a
+/// prebuilt copy (`Site.serviceUnavailableResponse`) for the server to use.
+public func serviceUnavailableResponse() -> [UInt8] {
+    makeServiceUnavailableResponse()
+}
+
+func makeServiceUnavailableResponse() -> [UInt8] {
+    HTTPResponse(status: .serviceUnavailable, text: "service unavailable\n", fields: [HTTPHeaderField("Retry-After", "1")])
+        .serialized(close: true, includeBody: true)
+}

@@ -1,0 +1,156 @@
+import Synchronization
+import ToroKernel
+
+/// An HTTP/1.1 server: the service Toro measured its idle work with.
+///
+/// Brings up the network stack on the virtio-net device (`ip=`, default
+/// 10.0.0.2/24, optional `gw=`), listens on `port=` (default 80) and serves
+/// the built-in pages of ``Site`` (`/`, `/big`, `/health`) with keep-alive.
+///
+/// | option | default | meaning |
+/// | --- | --- | --- |
+/// | `port=` | 80 | the TCP port |
+/// | `maxconn=` | 64 | connections served at once; beyond it a client gets 503 and a close |
+/// | `keepalive=` | 5 | seconds an idle keep-alive connection is kept open |
+/// | `workers=` | `local` | `local`: each connection is a thread on the network core; `spread`: round robin over the other cores |
+/// | `seconds=` | none | stop after this many seconds, print the counters and exit 0 (for tests) |
+///
+/// The TCP stack's own timeouts (`tcpidle=`, `timewait=`) are NetworkStack's.
+@main
+struct WebServer {
+    static func main() {
+        let line = Kernel.commandLine
+        let options = Options(line)
+        guard let driver = VirtioNetDriver.start() else { fail("no virtio-net device (run toro-vmm with --net tap=NAME)") }
+        guard let stack = NetworkStack.start(driver: driver, address: line.value("ip") ?? "10.0.0.2/24") else {
+            fail("cannot start the network stack")
+        }
+        let listener: TCPListener
+        do {
+            listener = try TCPListener.listen(on: stack, port: options.port, backlog: options.maximumConnections)
+        } catch {
+            fail("cannot listen on port \(options.port)")
+        }
+        let server = Server(stack: stack, options: options)
+        let interface = stack.interface
+        print(
+            "webserver: http://\(interface.address.dotted):\(options.port)/ (maxconn \(options.maximumConnections), keep-alive \(options.keepAliveSeconds) s, workers \(options.spread ? "spread" : "local"), \(BootInfo.current.cpuCount) cpus)"
+        )
+        let acceptor = Thread.spawn(on: driver.core) { server.acceptLoop(listener) }
+        guard let seconds = options.seconds else {
+            acceptor.join()  // serves until the VMM stops the machine
+            Kernel.exit(status: 0)
+        }
+        Thread.sleep(milliseconds: UInt64(seconds) * 1000)
+        server.report()
+        Kernel.exit(status: 0)
+    }
+
+    static func fail(_ reason: String) -> Never {
+        print("webserver: FAIL: \(reason)")
+        Kernel.exit(status: 1)
+    }
+}
+
+struct Options {
+    var port: UInt16 = 80
+    var maximumConnections = 64
+    var keepAliveSeconds = 5
+    var spread = false
+    var seconds: Int? = nil
+
+    init(_ line: KernelCommandLine) {
+        if let value = line.integer("port") {
+            if value > 0 && value <= 65535 { port = UInt16(value) } else { print("webserver: port=\(value) is not 1-65535; using 80") }
+        }
+        if let value = line.integer("maxconn") {
+            if value > 0 && value <= 4096 { maximumConnections = value } else { print("webserver: maxconn=\(value) is not 1-4096; using 64") }
+        }
+        if let value = line.integer("keepalive") {
+            if value > 0 && value <= 3600 { keepAliveSeconds = value } else { print("webserver: keepalive=\(value) is not 1-3600; using 5") }
+        }
+        let workers = line.choice("workers", of: ["local", "spread"], default: "local")
+        if let invalid = workers.invalid { print("webserver: workers=\(invalid) is not local or spread; using local") }
+        spread = workers.value == "spread" && BootInfo.current.cpuCount > 1
+        if let value = line.integer("seconds"), value > 0 { seconds = value }
+    }
+}
+
+/// The accept loop and the connection threads.
+final class Server {
+    let stack: NetworkStack
+    let options: Options
+    let site = Site.standard()
+    let active = Atomic<Int>(0)
+    let accepted = Atomic<Int>(0)
+    let refused = Atomic<Int>(0)
+    let requests = Atomic<Int>(0)
+    let timedOut = Atomic<Int>(0)
+    private var nextCore = 0
+
+    /// Idle keep-alive connections and stalled sends give up after this.
+    var keepAlive: UInt64 { UInt64(options.keepAliveSeconds) * 1_000_000_000 }
+
+    init(stack: NetworkStack, options: Options) {
+        self.stack = stack
+        self.options = options
+    }
+
+    func acceptLoop(_ listener: TCPListener) {
+        while true {
+            let stream: TCPStream
+            do { stream = try listener.accept() } catch { return }
+            accepted.wrappingAdd(1, ordering: .relaxed)
+            if active.load(ordering: .relaxed) >= options.maximumConnections {
+                // Beyond the bound: a clear answer, not a silent drop.
+                refused.wrappingAdd(1, ordering: .relaxed)
+                try? stream.send(site.serviceUnavailableResponse, timeout: keepAlive)
+                stream.close()
+                continue
+            }
+            active.wrappingAdd(1, ordering: .relaxed)
+            Thread.spawn(on: core()) { self.serve(stream) }
+        }
+    }
+
+    /// The core for the next connection: the network core, or round robin over the others.
+    private func core() -> Int {
+        let cpus = BootInfo.current.cpuCount
+        guard options.spread else { return stack.driver.core }
+        nextCore = nextCore % (cpus - 1) + 1
+        return (stack.driver.core + nextCore) % cpus
+    }
+
+    private func serve(_ stream: TCPStream) {
+        var session = HTTPSession(site: site)
+        serving: while true {
+            let bytes: [UInt8]
+            do {
+                bytes = try stream.receive(maximum: 16384, timeout: keepAlive)
+            } catch {
+                if error == .timedOut { timedOut.wrappingAdd(1, ordering: .relaxed) }
+                break
+            }
+            if bytes.isEmpty { break }  // the client closed its side
+            let output = session.receive(bytes)
+            for response in output.responses {
+                do { try stream.send(response, timeout: keepAlive) } catch { break serving }
+            }
+            requests.wrappingAdd(output.responses.count, ordering: .relaxed)
+            if output.close { break }
+        }
+        stream.close()
+        active.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    func report() {
+        let link = stack.counters
+        let transport = stack.transportCounters
+        print(
+            "webserver: requests=\(requests.load(ordering: .relaxed)) accepted=\(accepted.load(ordering: .relaxed)) refused=\(refused.load(ordering: .relaxed)) active=\(active.load(ordering: .relaxed)) keepalive_timeouts=\(timedOut.load(ordering: .relaxed))"
+        )
+        print(
+            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) connections=\(stack.connectionCount)"
+        )
+    }
+}

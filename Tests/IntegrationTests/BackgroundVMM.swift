@@ -1,0 +1,85 @@
+import Foundation
+import XCTest
+
+/// A `toro-vmm run` that keeps running while the test talks to its guest:
+/// started inside a test's network namespace, its output collected as it
+/// comes, stopped by the guest's own exit or by a signal.
+final class BackgroundVMM: @unchecked Sendable {
+    let process = Process()
+    let statsFile = FileManager.default.temporaryDirectory.appendingPathComponent("toro-stats-\(UUID().uuidString).json")
+    private let pipe = Pipe()
+    private let lock = NSLock()
+    private var collected = Data()
+
+    /// Starts `toro-vmm run ARGUMENTS` in `namespace`, with JSON statistics to a file.
+    init(in namespace: TestNetworkNamespace, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: namespace.ip)
+        process.arguments = ["netns", "exec", namespace.name, VMMHarness.binary.path, "run"] + arguments
+            + ["--stats", "json", "--stats-file", statsFile.path]
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self else { return }
+            self.lock.lock()
+            self.collected.append(data)
+            self.lock.unlock()
+        }
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        pipe.fileHandleForReading.readabilityHandler = nil
+        try? FileManager.default.removeItem(at: statsFile)
+    }
+
+    /// Everything the VMM and its guest printed so far.
+    var output: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: collected, as: UTF8.self)
+    }
+
+    /// Waits until the output contains `text`; false if the VMM stopped or `seconds` passed first.
+    func waitFor(_ text: String, seconds: TimeInterval = 20) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if output.contains(text) { return true }
+            if !process.isRunning { return output.contains(text) }
+            usleep(20_000)
+        }
+        return output.contains(text)
+    }
+
+    /// Waits for the VMM to exit (sending `signal` first if given); its status,
+    /// or nil if it was still running after `seconds` (then it is killed).
+    func finish(signal: Int32? = nil, seconds: TimeInterval = 30) -> Int32? {
+        if let signal, process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        guard !process.isRunning else {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        process.waitUntilExit()
+        usleep(100_000)  // the last bytes of output
+        return process.terminationStatus
+    }
+
+    /// The statistics document written at exit.
+    var stats: [String: Any]? {
+        guard let data = try? Data(contentsOf: statsFile) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    }
+
+    /// The integer after `key=` in the output (the guest's `name=value` counters).
+    func counter(_ key: String) -> Int? {
+        output.components(separatedBy: " \(key)=").dropFirst().last.flatMap { Int($0.prefix(while: { $0.isNumber })) }
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import WebServerCore
+import XCTest
+
+/// Examples/WebServer end to end: the guest serves HTTP on a TAP inside a
+/// network namespace the test creates, and real clients (ping, curl, wrk, and
+/// bash's /dev/tcp for what curl will not send) talk to it from inside that
+/// namespace only.
+final class WebServerTests: XCTestCase {
+    static let guest = "10.77.0.2"
+    static let url = "http://10.77.0.2/"
+
+    struct Tools {
+        var curl: String
+        var ping: String
+        var bash: String
+        var wrk: String?
+    }
+
+    func requireTools() throws -> Tools {
+        func find(_ name: String) -> String? {
+            TestNetworkNamespace.executable(["/usr/bin/\(name)", "/bin/\(name)", "/usr/sbin/\(name)", "/sbin/\(name)", "/usr/local/bin/\(name)"])
+        }
+        guard let curl = find("curl") else { return try TestNetworkNamespace.skip("curl is missing (scripts/install-test-deps.sh installs it)") }
+        guard let ping = find("ping") else { return try TestNetworkNamespace.skip("ping is missing (iputils-ping)") }
+        guard let bash = find("bash") else { return try TestNetworkNamespace.skip("bash is missing") }
+        return Tools(curl: curl, ping: ping, bash: bash, wrk: find("wrk"))
+    }
+
+    /// Boots WebServer on a fresh namespace's TAP and waits until it listens.
+    func boot(_ prefix: String, tap: String, cmdline: String, net: String = "", cpus: Int = 2) throws
+        -> (TestNetworkNamespace, BackgroundVMM)
+    {
+        try VMMHarness.requireKVM()
+        let image = try VMMHarness.requireImage("WebServer")
+        let namespace = try TestNetworkNamespace.open(prefix: prefix, tap: tap)
+        do {
+            let vm = try BackgroundVMM(
+                in: namespace,
+                [image, "--cpus", String(cpus), "--cmdline", "ip=10.77.0.2/24 " + cmdline, "--net", "tap=\(tap)" + net,
+                 "--timeout", "120"])
+            guard vm.waitFor("webserver: http://10.77.0.2:80/") else {
+                namespace.delete()
+                XCTFail("the server never listened:\n" + vm.output)
+                throw XCTSkip("no server")
+            }
+            return (namespace, vm)
+        } catch {
+            namespace.delete()
+            throw error
+        }
+    }
+
+    /// `curl` inside the namespace: the status code and the body.
+    func curl(_ namespace: TestNetworkNamespace, _ tools: Tools, _ arguments: [String]) throws -> (code: Int, body: Data) {
+        let bodyFile = FileManager.default.temporaryDirectory.appendingPathComponent("toro-curl-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: bodyFile) }
+        let (status, output) = try namespace.exec(
+            tools.curl, ["-s", "--max-time", "20", "-o", bodyFile.path, "-w", "%{http_code}"] + arguments)
+        XCTAssertEqual(status, 0, "curl \(arguments.joined(separator: " ")) failed: \(output)")
+        return (Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1, (try? Data(contentsOf: bodyFile)) ?? Data())
+    }
+
+    /// Sends `request` as raw bytes over bash's /dev/tcp and returns the answer's status line.
+    func raw(_ namespace: TestNetworkNamespace, _ tools: Tools, _ request: String) throws -> String {
+        let script = "exec 3<>/dev/tcp/\(Self.guest)/80; printf '%s' \"$1\" >&3; timeout 10 head -n 1 <&3"
+        let (_, output) = try namespace.exec(tools.bash, ["-c", script, "raw", request])
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func testPingCurlStatusCodesAndBoundedLoad() throws {
+        let tools = try requireTools()
+        let (namespace, vm) = try boot("web", tap: "torotapw", cmdline: "seconds=60")
+        defer { namespace.delete() }
+
+        let (pinged, pingOutput) = try namespace.exec(tools.ping, ["-c", "3", "-W", "2", Self.guest])
+        XCTAssertEqual(pinged, 0, pingOutput)
+
+        let index = try curl(namespace, tools, [Self.url])
+        XCTAssertEqual(index.code, 200)
+        XCTAssertEqual([UInt8](index.body), Site.indexBody())
+        let big = try curl(namespace, tools, [Self.url + "big"])
+        XCTAssertEqual(big.code, 200)
+        XCTAssertEqual(big.body.count, Site.bigPageSize)
+        XCTAssertTrue([UInt8](big.body) == Site.bigPageBody(), "the 64 KiB page arrived intact")
+        XCTAssertEqual(try curl(namespace, tools, [Self.url + "no-such-page"]).code, 404)
+        XCTAssertEqual(try curl(namespace, tools, ["-X", "POST", "-d", "x=1", Self.url]).code, 405)
+        XCTAssertEqual(try curl(namespace, tools, ["-H", "X-Padding: " + String(repeating: "a", count: 9000), Self.url]).code, 413)
+        XCTAssertTrue(try raw(namespace, tools, "GARBAGE\r\n\r\n").hasPrefix("HTTP/1.1 400"), "a malformed request line")
+        XCTAssertTrue(try raw(namespace, tools, "GET / HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 400"), "HTTP/1.1 without Host")
+        // Keep-alive: three requests on one connection.
+        let (kept, keptOutput) = try namespace.exec(
+            tools.curl, ["-s", "--max-time", "20", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+                         "-w", "%{num_connects} ", Self.url, Self.url + "health", Self.url])
+        XCTAssertEqual(kept, 0, keptOutput)
+        XCTAssertEqual(keptOutput.split(separator: " ").map(String.init), ["1", "0", "0"], "one connection for three requests")
+
+        if let wrk = tools.wrk {
+            let (status, output) = try namespace.exec(wrk, ["-t", "1", "-c", "4", "-d", "5s", "--timeout", "5s", Self.url])
+            XCTAssertEqual(status, 0, output)
+            let completed = output.components(separatedBy: "requests in").first?.split(separator: "\n").last
+                .flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+            XCTAssertGreaterThan(completed, 20, "wrk completed requests:\n" + output)
+            XCTAssertFalse(output.contains("Non-2xx"), output)
+        } else {
+            print("SKIP (part): wrk is missing, no load phase")
+        }
+        XCTAssertEqual(try curl(namespace, tools, [Self.url + "health"]).code, 200, "still serving after the load")
+
+        XCTAssertEqual(vm.finish(seconds: 90), 0, vm.output)
+        XCTAssertGreaterThanOrEqual(vm.counter("requests") ?? 0, 9, vm.output)
+        XCTAssertEqual(vm.counter("active"), 0, "every connection was released:\n" + vm.output)
+    }
+
+    func testConnectionsBeyondTheBoundGet503() throws {
+        let tools = try requireTools()
+        let (namespace, vm) = try boot("web503", tap: "torotapx", cmdline: "maxconn=1 keepalive=30 seconds=30")
+        defer { namespace.delete() }
+        // Hold the one allowed connection open (an idle keep-alive client) while curl comes.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: namespace.ip)
+        holder.arguments = ["netns", "exec", namespace.name, tools.bash, "-c",
+                            "exec 3<>/dev/tcp/\(Self.guest)/80; printf 'GET /health HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n' >&3; sleep 8"]
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
+        usleep(2_000_000)
+        let refused = try curl(namespace, tools, [Self.url])
+        XCTAssertEqual(refused.code, 503)
+        holder.waitUntilExit()  // the holder's connection closes
+        var served = -1
+        for _ in 0..<20 where served != 200 {
+            served = try curl(namespace, tools, [Self.url]).code
+            if served != 200 { usleep(500_000) }
+        }
+        XCTAssertEqual(served, 200, "served again once the slot was free")
+        XCTAssertEqual(vm.finish(seconds: 60), 0, vm.output)
+        XCTAssertGreaterThanOrEqual(vm.counter("refused") ?? 0, 1, vm.output)
+    }
+
+    /// With 5% of frames dropped each way, TCP retransmits and the pages still arrive whole.
+    func testTransfersSurviveFivePercentLoss() throws {
+        let tools = try requireTools()
+        let (namespace, vm) = try boot("webdrop", tap: "torotapy", cmdline: "seconds=60", net: ",drop=5")
+        defer { namespace.delete() }
+        for _ in 0..<4 {
+            let big = try curl(namespace, tools, ["--retry", "0", Self.url + "big"])
+            XCTAssertEqual(big.code, 200)
+            XCTAssertTrue([UInt8](big.body) == Site.bigPageBody(), "the 64 KiB page arrived intact despite loss")
+        }
+        XCTAssertEqual(vm.finish(signal: SIGINT, seconds: 30), 130, vm.output)
+        let devices = vm.stats?["devices"] as? [[String: Any]] ?? []
+        let drops = devices.first.map { ($0["rx_drops"] as? Int ?? 0) + ($0["tx_drops"] as? Int ?? 0) }
+        XCTAssertGreaterThan(drops ?? 0, 0, "frames were dropped: \(String(describing: vm.stats?["devices"]))")
+    }
+
+    /// A client that vanishes without closing: its connection is released after
+    /// `tcpidle=` seconds, and the guest's cores then halt.
+    func testAVanishedClientIsReleasedAfterTheIdleTimeout() throws {
+        let tools = try requireTools()
+        let (namespace, vm) = try boot("webidle", tap: "torotapz", cmdline: "tcpidle=2 keepalive=60 seconds=12")
+        defer { namespace.delete() }
+        // Open a connection and send half a request; then take the host's side
+        // away (link down) before the client's socket closes, so that neither
+        // its FIN nor a reset ever reaches the guest.
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: namespace.ip)
+        client.arguments = ["netns", "exec", namespace.name, tools.bash, "-c",
+                            "exec 3<>/dev/tcp/\(Self.guest)/80; printf 'GET / HTTP/1.1\\r\\n' >&3; sleep 30"]
+        try client.run()
+        defer { if client.isRunning { client.terminate() } }
+        usleep(1_500_000)
+        let (down, downOutput) = try namespace.ip(["link", "set", "torotapz", "down"])
+        XCTAssertEqual(down, 0, downOutput)
+        client.terminate()
+        XCTAssertEqual(vm.finish(seconds: 40), 0, vm.output)
+        XCTAssertEqual(vm.counter("connections"), 0, "the idle timeout released the connection:\n" + vm.output)
+        XCTAssertEqual(vm.counter("active"), 0, vm.output)
+    }
+}
