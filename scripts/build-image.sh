@@ -10,7 +10,8 @@
 # module + those files, linked at 0x200000 by boot/kernel.ld.
 # The kernel part is rebuilt only when something under Sources/ToroKernel or
 # boot/ is newer than its last build. Runs from the repository root; uses only
-# the Swift toolchain in $TORO_TOOLCHAIN (default /opt/swift/usr/bin).
+# the Swift toolchain in $TORO_TOOLCHAIN (default /opt/swift/usr/bin); writes to
+# $TORO_IMAGES (default .build/images).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ swiftc="$toolchain/swiftc"
 clang="$toolchain/clang"
 lld="$toolchain/ld.lld"
 
-images=.build/images
+images="${TORO_IMAGES:-.build/images}"
 obj="$images/obj"
 kernel_obj="$obj/kernel"
 support=Sources/ToroKernel/Support/include
