@@ -33,6 +33,52 @@ final class FreeListAllocatorTests: XCTestCase {
         XCTAssertNotNil(heap.allocate(size: size - 1024, alignment: 16))
     }
 
+    func testQuickListsHandBackTheSameBlock() throws {
+        var heap = makeAllocator()
+        XCTAssertTrue(heap.enableQuickLists())
+        let empty = heap.bytesInUse
+        let first = try XCTUnwrap(heap.allocate(size: 1500, alignment: 16))
+        let other = try XCTUnwrap(heap.allocate(size: 100, alignment: 16))
+        try heap.free(first)
+        XCTAssertEqual(heap.quickBytes, 16 + 1504, "parked, not merged")
+        XCTAssertEqual(heap.allocationCount, 1)
+        XCTAssertEqual(heap.allocate(size: 1500, alignment: 16), first, "the same size comes straight back")
+        XCTAssertEqual(heap.quickBytes, 0)
+        XCTAssertThrowsError(try heap.free(other.advanced(by: 16)), "not a block")
+        try heap.free(other)
+        XCTAssertThrowsError(try heap.free(other), "a parked block cannot be freed twice") {
+            XCTAssertEqual($0 as? FreeListAllocator.FreeError, .notInUse)
+        }
+        try heap.free(first)
+        XCTAssertEqual(heap.bytesInUse, empty)
+    }
+
+    func testParkedBlocksAreMergedBackWhenMemoryRunsShort() throws {
+        var heap = makeAllocator()
+        XCTAssertTrue(heap.enableQuickLists())
+        var pointers: [UnsafeMutableRawPointer] = []
+        while let pointer = heap.allocate(size: 1000, alignment: 16) { pointers.append(pointer) }
+        XCTAssertGreaterThan(pointers.count, 40)
+        for pointer in pointers { try heap.free(pointer) }
+        XCTAssertGreaterThan(heap.quickBytes, 0)
+        // Nothing but parked blocks is free: a large allocation needs them merged.
+        XCTAssertNotNil(heap.allocate(size: size / 2, alignment: 16))
+        XCTAssertEqual(heap.quickBytes, 0)
+    }
+
+    func testQuickListsHoldABoundedAmount() throws {
+        let bytes = 1 << 20
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+        defer { memory.deallocate() }
+        var heap = FreeListAllocator(start: UInt(bitPattern: memory), end: UInt(bitPattern: memory) + UInt(bytes))
+        XCTAssertTrue(heap.enableQuickLists())
+        var pointers: [UnsafeMutableRawPointer] = []
+        for _ in 0..<400 { pointers.append(try XCTUnwrap(heap.allocate(size: 2000, alignment: 16))) }
+        for pointer in pointers { try heap.free(pointer) }
+        XCTAssertLessThanOrEqual(heap.quickBytes, FreeListAllocator.quickCapacity)
+        XCTAssertEqual(heap.allocationCount, 0)
+    }
+
     func testLargeAlignment() throws {
         var heap = makeAllocator()
         _ = heap.allocate(size: 24, alignment: 16)

@@ -79,7 +79,9 @@ struct CoreHeap: ~Copyable {
             return nil
         }
         allocator.add(start: range.start, end: range.end)
-        return allocator.allocate(size: size, alignment: alignment)
+        let pointer = allocator.allocate(size: size, alignment: alignment)
+        allocator.enableQuickLists()  // once there is room for its table
+        return pointer
     }
 
     /// The fewest bytes (whole pages) to grow by so that `size` bytes aligned
