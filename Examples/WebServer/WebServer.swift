@@ -13,7 +13,8 @@ import ToroKernel
 /// | `maxconn=` | 64 | connections served at once; beyond it a client gets 503 and a close |
 /// | `keepalive=` | 5 | seconds an idle keep-alive connection is kept open |
 /// | `workers=` | `local` | `local`: each connection is a thread on the network core; `spread`: round robin over the other cores |
-/// | `seconds=` | none | stop after this many seconds, print the counters and exit 0 (for tests) |
+/// | `seconds=` | none | stop after this many seconds, print the counters and exit 0 |
+/// | `idleexit=` | none | stop once no connection is open and none has been for this many seconds (scale to zero) |
 ///
 /// The TCP stack's own timeouts (`tcpidle=`, `timewait=`) are NetworkStack's.
 @main
@@ -37,11 +38,23 @@ struct WebServer {
             "webserver: http://\(interface.address.dotted):\(options.port)/ (maxconn \(options.maximumConnections), keep-alive \(options.keepAliveSeconds) s, workers \(options.spread ? "spread" : "local"), \(BootInfo.current.cpuCount) cpus)"
         )
         let acceptor = Thread.spawn(on: driver.core) { server.acceptLoop(listener) }
-        guard let seconds = options.seconds else {
+        if options.seconds == nil && options.idleExitSeconds == nil {
             acceptor.join()  // serves until the VMM stops the machine
             Kernel.exit(status: 0)
         }
-        Thread.sleep(milliseconds: UInt64(seconds) * 1000)
+        // A stop condition: wake once a second to look (a sleeping thread costs nothing).
+        let start = Clock.now
+        while true {
+            Thread.sleep(milliseconds: 1000)
+            let now = Clock.now
+            if let seconds = options.seconds, now - start >= UInt64(seconds) * 1_000_000_000 { break }
+            if let idle = options.idleExitSeconds, server.active.load(ordering: .relaxed) == 0,
+                now - server.lastActivity.load(ordering: .relaxed) >= UInt64(idle) * 1_000_000_000
+            {
+                print("webserver: idle for \(idle) s, stopping")
+                break
+            }
+        }
         server.report()
         Kernel.exit(status: 0)
     }
@@ -58,6 +71,7 @@ struct Options {
     var keepAliveSeconds = 5
     var spread = false
     var seconds: Int? = nil
+    var idleExitSeconds: Int? = nil
 
     init(_ line: KernelCommandLine) {
         if let value = line.integer("port") {
@@ -73,6 +87,7 @@ struct Options {
         if let invalid = workers.invalid { print("webserver: workers=\(invalid) is not local or spread; using local") }
         spread = workers.value == "spread" && BootInfo.current.cpuCount > 1
         if let value = line.integer("seconds"), value > 0 { seconds = value }
+        if let value = line.integer("idleexit"), value > 0 { idleExitSeconds = value }
     }
 }
 
@@ -86,6 +101,8 @@ final class Server {
     let refused = Atomic<Int>(0)
     let requests = Atomic<Int>(0)
     let timedOut = Atomic<Int>(0)
+    /// Clock.now of the last accept or request.
+    let lastActivity = Atomic<UInt64>(Clock.now)
     private var nextCore = 0
 
     /// Idle keep-alive connections and stalled sends give up after this.
@@ -101,6 +118,7 @@ final class Server {
             let stream: TCPStream
             do { stream = try listener.accept() } catch { return }
             accepted.wrappingAdd(1, ordering: .relaxed)
+            lastActivity.store(Clock.now, ordering: .relaxed)
             if active.load(ordering: .relaxed) >= options.maximumConnections {
                 // Beyond the bound: a clear answer, not a silent drop.
                 refused.wrappingAdd(1, ordering: .relaxed)
@@ -137,9 +155,11 @@ final class Server {
                 do { try stream.send(response, timeout: keepAlive) } catch { break serving }
             }
             requests.wrappingAdd(output.responses.count, ordering: .relaxed)
+            lastActivity.store(Clock.now, ordering: .relaxed)
             if output.close { break }
         }
         stream.close()
+        lastActivity.store(Clock.now, ordering: .relaxed)
         active.wrappingSubtract(1, ordering: .relaxed)
     }
 
@@ -150,7 +170,7 @@ final class Server {
             "webserver: requests=\(requests.load(ordering: .relaxed)) accepted=\(accepted.load(ordering: .relaxed)) refused=\(refused.load(ordering: .relaxed)) active=\(active.load(ordering: .relaxed)) keepalive_timeouts=\(timedOut.load(ordering: .relaxed))"
         )
         print(
-            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) connections=\(stack.connectionCount)"
+            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) connections=\(stack.connectionCount) turns=\(stack.turns.all) empty_turns=\(stack.turns.empty)"
         )
     }
 }

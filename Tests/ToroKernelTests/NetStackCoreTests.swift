@@ -77,6 +77,7 @@ final class NetStackCoreTests: XCTestCase {
         var request: [UInt8] = []
         for index in 0..<3000 { request.append(UInt8(truncatingIfNeeded: index * 7)) }
         XCTAssertEqual(connection.send(request[...]), request.count)
+        client.touch(connection)
         pump(client, server)
         XCTAssertEqual(accepted.receive(maximum: 10_000), request)
         let reply: [UInt8] = Array(repeating: 0x5A, count: 100_000)
@@ -84,15 +85,19 @@ final class NetStackCoreTests: XCTestCase {
         var received: [UInt8] = []
         for _ in 0..<1000 where received.count < reply.count {
             offset += accepted.send(reply[offset...])
+            server.touch(accepted)
             pump(client, server)
             received += connection.receive(maximum: 100_000)
+            client.touch(connection)
             if received.count < reply.count { advance(client, server, limit: 30_000_000) }
         }
         XCTAssertEqual(received, reply, "100 KB through a 64 KB window")
         accepted.close(now: now)
+        server.touch(accepted)
         pump(client, server)
         XCTAssertTrue(connection.receivedFIN)
         connection.close(now: now)
+        client.touch(connection)
         pump(client, server)
         XCTAssertEqual(accepted.state, .timeWait, "the side that closed first waits")
         XCTAssertEqual(connection.state, .closed)
@@ -101,6 +106,18 @@ final class NetStackCoreTests: XCTestCase {
         now += NetStackConfiguration().tcp.timeWait + 1
         pump(client, server)
         XCTAssertEqual(server.connectionCount, 0, "TIME_WAIT ended")
+    }
+
+    func testPollLooksOnlyAtConnectionsThatChangedOrAreDue() throws {
+        let (server, client) = makePair()
+        XCTAssertTrue(server.listen(port: 80, backlog: 4))
+        let connection = try XCTUnwrap(client.connect(to: TCPEndpoint(address: serverIP, port: 80), now: now))
+        pump(client, server)
+        XCTAssertEqual(connection.state, .established)
+        XCTAssertEqual(connection.send([1, 2, 3][...]), 3)
+        XCTAssertTrue(client.poll(now: now).isEmpty, "untouched: the poll does not look at it")
+        client.touch(connection)
+        XCTAssertEqual(client.poll(now: now).count, 1, "touched: its data goes")
     }
 
     func testAClosedPortAnswersWithReset() throws {
@@ -160,8 +177,10 @@ final class NetStackCoreTests: XCTestCase {
         var received: [UInt8] = []
         for _ in 0..<2000 where received.count < payload.count {
             offset += accepted.send(payload[offset...])
+            server.touch(accepted)
             pump(client, server, lose: lose)
             received += connection.receive(maximum: 65536)
+            client.touch(connection)
             if received.count < payload.count { advance(client, server, limit: 2_000_000_000) }
         }
         XCTAssertEqual(received.count, payload.count)

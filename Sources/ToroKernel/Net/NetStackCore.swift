@@ -109,6 +109,8 @@ public final class NetStackCore {
     /// When each next hop was last asked for with ARP.
     var arpAsked: [IPv4Address: UInt64] = [:]
     var outbox: [[UInt8]] = []
+    /// Connections changed since the last poll (by a segment or the application).
+    var dirty: [TCPConnection] = []
     var events = NetEvents()
     let sequenceSecret: UInt32
     var nextEphemeralPort: UInt16 = NetStackCore.ephemeralPorts.lowerBound
@@ -187,6 +189,7 @@ public final class NetStackCore {
         let key = ConnectionKey(remote: source, remotePort: segment.sourcePort, localPort: segment.destinationPort)
         if let connection = connections[key] {
             connection.handle(segment, now: now)
+            touch(connection)
             settle(key, connection)
             return
         }
@@ -203,6 +206,7 @@ public final class NetStackCore {
                 remote: TCPEndpoint(address: source, port: segment.sourcePort),
                 initialSequence: initialSequence(for: key, now: now), now: now, configuration: configuration.tcp)
             connections[key] = connection
+            touch(connection)
             embryonicListener[key] = segment.destinationPort
             listener.embryonic.append(key)
             return
@@ -260,12 +264,17 @@ public final class NetStackCore {
 
     // MARK: - Frames out
 
-    /// Runs every connection's output and timers at `now` and returns the
-    /// frames to transmit, in order. Call it after ``handle(frame:now:)``,
-    /// after any application call, and when ``nextDeadline`` passes.
+    /// Runs the output and timers of every connection that has something to
+    /// do at `now` (one that changed since the last poll, or whose deadline
+    /// has come) and returns the frames to transmit, in order. Call it after
+    /// ``handle(frame:now:)``, after an application call (and ``touch(_:)``),
+    /// and when ``nextDeadline`` passes. An idle connection costs one look
+    /// at its deadline.
     public func poll(now: UInt64) -> [[UInt8]] {
         var finished: [ConnectionKey] = []
         for (key, connection) in connections {
+            let due = connection.nextDeadline.map { $0 <= now } ?? false
+            guard due || dirty.contains(where: { $0 === connection }) else { continue }
             let before = connection.state
             for segment in connection.output(now: now) {
                 transmit(segment, to: key.remote, now: now)
@@ -273,13 +282,20 @@ public final class NetStackCore {
             if connection.state != before { settle(key, connection) }
             if connection.isFinished { finished.append(key) }
         }
+        dirty.removeAll(keepingCapacity: true)
         for key in finished {
             if let connection = connections.removeValue(forKey: key) { settle(key, connection) }
         }
         expireUnresolved(now: now)
         let frames = outbox
-        outbox.removeAll(keepingCapacity: true)
+        outbox = []
         return frames
+    }
+
+    /// Marks `connection` for the next ``poll(now:)``: call it after giving it
+    /// data, reading from it (its window may open), closing or aborting it.
+    public func touch(_ connection: TCPConnection) {
+        if !dirty.contains(where: { $0 === connection }) { dirty.append(connection) }
     }
 
     /// The earliest time ``poll(now:)`` has timed work, nil if none.
@@ -411,10 +427,16 @@ public final class NetStackCore {
     /// Stops listening: connections not yet accepted are reset.
     public func stopListening(port: UInt16, now: UInt64) {
         guard let listener = listeners.removeValue(forKey: port) else { return }
-        for connection in listener.ready { connection.abort(now: now) }
+        for connection in listener.ready {
+            connection.abort(now: now)
+            touch(connection)
+        }
         for key in listener.embryonic {
             embryonicListener[key] = nil
-            connections[key]?.abort(now: now)
+            if let connection = connections[key] {
+                connection.abort(now: now)
+                touch(connection)
+            }
         }
         events.listeners.append(port)
     }
@@ -441,6 +463,7 @@ public final class NetStackCore {
                 connectingFrom: TCPEndpoint(address: interface.address, port: port), to: remote,
                 initialSequence: initialSequence(for: key, now: now), now: now, configuration: configuration.tcp)
             connections[key] = connection
+            touch(connection)
             counters.tcpConnectionsOpened += 1
             return connection
         }

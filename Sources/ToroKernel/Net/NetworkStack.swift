@@ -33,6 +33,9 @@ public final class NetworkStack {
         let engine: NetStackCore
         var waiters: [Waiter] = []
         var stopping = false
+        /// Turns of the network thread, and those that found nothing to do.
+        var turns = 0
+        var emptyTurns = 0
     }
 
     /// Frames taken from the device per turn of the network thread.
@@ -95,6 +98,9 @@ public final class NetworkStack {
     public var counters: NetCounters { withEngine { $0.linkCounters } }
     /// TCP and UDP counters.
     public var transportCounters: NetStackCounters { withEngine { $0.counters } }
+    /// Turns of the network thread so far, and how many found nothing to do
+    /// (a measure of the polling the idle policy allows).
+    public var turns: (all: Int, empty: Int) { state.withLock { ($0.turns, $0.emptyTurns) } }
     /// TCP connections in the table (including TIME_WAIT).
     public var connectionCount: Int { withEngine { $0.connectionCount } }
 
@@ -168,6 +174,8 @@ public final class NetworkStack {
             let (output, deadline, stopping) = state.withLock { state in
                 for frame in frames { state.engine.handle(frame: frame, now: now) }
                 let output = state.engine.poll(now: now)
+                state.turns += 1
+                if frames.isEmpty && output.isEmpty { state.emptyTurns += 1 }
                 let events = state.engine.takeEvents()
                 if !events.isEmpty && !state.waiters.isEmpty {
                     state.waiters.removeAll { waiter in

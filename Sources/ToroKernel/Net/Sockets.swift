@@ -124,10 +124,12 @@ public final class TCPStream {
     public func receive(maximum: Int = 65536, timeout: UInt64? = nil) throws(SocketError) -> [UInt8] {
         let connection = self.connection
         var openedWindow = false
-        let result = stack.block(on: key, until: deadline(timeout)) { _, _ -> NetworkStack.Attempt<[UInt8]> in
+        let result = stack.block(on: key, until: deadline(timeout)) { engine, _ -> NetworkStack.Attempt<[UInt8]> in
             if connection.bytesAvailable > 0 {
                 openedWindow = true
-                return .done(connection.receive(maximum: maximum))
+                let bytes = connection.receive(maximum: maximum)
+                engine.touch(connection)
+                return .done(bytes)
             }
             if connection.receivedFIN { return .done([]) }
             if connection.state == .closed { return .failed(.ended(connection.closeReason)) }
@@ -147,7 +149,7 @@ public final class TCPStream {
         let connection = self.connection
         var offset = 0
         let stack = self.stack
-        let result = stack.block(on: key, until: deadline(timeout)) { _, _ -> NetworkStack.Attempt<Void> in
+        let result = stack.block(on: key, until: deadline(timeout)) { engine, _ -> NetworkStack.Attempt<Void> in
             switch connection.state {
             case .closed: return .failed(.ended(connection.closeReason))
             case .finWait1, .finWait2, .closing, .lastAck, .timeWait: return .failed(.closed)
@@ -156,6 +158,7 @@ public final class TCPStream {
             let taken = connection.send(bytes[offset...])
             if taken > 0 {
                 offset += taken
+                engine.touch(connection)
                 stack.kick()
             }
             return offset == bytes.count ? .done(()) : .wait
@@ -169,7 +172,10 @@ public final class TCPStream {
         guard !closed else { return }
         closed = true
         let connection = self.connection
-        stack.withEngine { _ in connection.close(now: Clock.now) }
+        stack.withEngine { engine in
+            connection.close(now: Clock.now)
+            engine.touch(connection)
+        }
         stack.kick()
     }
 
@@ -177,7 +183,10 @@ public final class TCPStream {
     public func abort() {
         closed = true
         let connection = self.connection
-        stack.withEngine { _ in connection.abort(now: Clock.now) }
+        stack.withEngine { engine in
+            connection.abort(now: Clock.now)
+            engine.touch(connection)
+        }
         stack.kick()
     }
 }
