@@ -42,18 +42,23 @@ struct WebServer {
             acceptor.join()  // serves until the VMM stops the machine
             Kernel.exit(status: 0)
         }
-        // A stop condition: wake once a second to look (a sleeping thread costs nothing).
+        // Sleep until the next moment a stop condition could hold (a sleeping
+        // thread costs nothing; a 1 s tick would wake the core every second).
         let start = Clock.now
+        let second: UInt64 = 1_000_000_000
         while true {
-            Thread.sleep(milliseconds: 1000)
             let now = Clock.now
-            if let seconds = options.seconds, now - start >= UInt64(seconds) * 1_000_000_000 { break }
-            if let idle = options.idleExitSeconds, server.active.load(ordering: .relaxed) == 0,
-                now - server.lastActivity.load(ordering: .relaxed) >= UInt64(idle) * 1_000_000_000
-            {
-                print("webserver: idle for \(idle) s, stopping")
-                break
+            if let seconds = options.seconds, now &- start >= UInt64(seconds) * second { break }
+            var wake = options.seconds.map { start &+ UInt64($0) * second } ?? .max
+            if let idle = options.idleExitSeconds {
+                let quietSince = server.lastActivity.load(ordering: .relaxed)
+                if server.active.load(ordering: .relaxed) == 0 && now > quietSince && now - quietSince >= UInt64(idle) * second {
+                    print("webserver: idle for \(idle) s, stopping")
+                    break
+                }
+                wake = min(wake, max(quietSince, now) &+ UInt64(idle) * second)
             }
+            Thread.sleep(nanoseconds: wake &- now)
         }
         server.report()
         Kernel.exit(status: 0)
