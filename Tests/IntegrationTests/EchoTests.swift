@@ -18,6 +18,44 @@ final class EchoTests: XCTestCase {
         let (status, output) = try namespace.exec(bash, ["-c", script])
         XCTAssertEqual(status, 0, output)
         XCTAssertEqual(output, "hello, toro\n")
+        let udp = "exec 3<>/dev/udp/10.77.0.2/7; printf 'datagram\\n' >&3; timeout 10 head -n 1 <&3"
+        let (udpStatus, udpOutput) = try namespace.exec(bash, ["-c", udp])
+        XCTAssertEqual(udpStatus, 0, udpOutput)
+        XCTAssertEqual(udpOutput, "datagram\n")
         XCTAssertEqual(vm.finish(signal: SIGINT), 130, vm.output)
+    }
+
+    /// Active open: the guest connects to a server inside the namespace, and
+    /// to a port nobody listens on (refused).
+    func testTheGuestConnectsOut() throws {
+        try VMMHarness.requireKVM()
+        let image = try VMMHarness.requireImage("Echo")
+        guard let python = TestNetworkNamespace.executable(["/usr/bin/python3", "/bin/python3"]) else {
+            return try TestNetworkNamespace.skip("python3 is missing (the test's TCP server)")
+        }
+        let namespace = try TestNetworkNamespace.open(prefix: "conn", tap: "torotapc")
+        defer { namespace.delete() }
+        // A one-shot server at 10.77.0.1:9000 that answers a line with "got: LINE".
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: namespace.ip)
+        server.arguments = ["netns", "exec", namespace.name, python, "-c", """
+            import socket
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("10.77.0.1", 9000)); s.listen(1); s.settimeout(30)
+            c, _ = s.accept(); c.settimeout(10)
+            line = c.makefile("rb").readline()
+            c.sendall(b"got: " + line); c.close()
+            """]
+        try server.run()
+        defer { if server.isRunning { server.terminate() } }
+        usleep(500_000)
+        let result = try namespace.runVMM(
+            [image, "--cmdline", "ip=10.77.0.2/24 connect=10.77.0.1:9000", "--net", "tap=torotapc", "--timeout", "40"])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("echo: reply got: hello from toro"), result.stdout)
+        let refused = try namespace.runVMM(
+            [image, "--cmdline", "ip=10.77.0.2/24 connect=10.77.0.1:9001", "--net", "tap=torotapc", "--timeout", "40"])
+        XCTAssertEqual(refused.status, 3, refused.stdout)
+        XCTAssertTrue(refused.stdout.contains("echo: connect failed: refused"), refused.stdout)
     }
 }
