@@ -9,6 +9,13 @@
 // strings: a field's name is compared (lower-cased ASCII) only when its line
 // ends, and only the values of the four fields the server acts on are read again.
 //
+// A head that arrives whole (nearly always: a request fits in one segment) takes
+// a quicker road, `parseWhole`: one pass with no state machine, GET/HEAD and the
+// version compared as words, names and values scanned eight bytes at a time.
+// It accepts exactly what the resumable parser accepts and leaves everything
+// else (parts, errors, the rare forms) to it, so every answer stays the same.
+// (The guest runs under an instruction emulator: instructions are its cost.)
+//
 // Strictness, chosen because curl, wrk and browsers all send well-formed
 // requests and every leniency is a request-smuggling surface:
 // - Lines end in CRLF. A bare LF or a CR not followed by LF is a 400 (RFC 9112
@@ -317,19 +324,160 @@ public struct HTTPRequestParser: Sendable {
 
     /// Acts on the field line just ended, if it is one the server cares about.
     mutating func readField(_ bytes: UnsafeBufferPointer<UInt8>, base: Int) -> HTTPStatus? {
-        let nameStart = base + tokenStart
         let start = valueStart < 0 ? base + nameEnd : base + valueStart
         let end = valueStart < 0 ? start : base + valueEnd
-        switch nameEnd - tokenStart {
+        return head.readField(bytes, nameStart: base + tokenStart, nameEnd: base + nameEnd, valueStart: start, valueEnd: end)
+    }
+}
+
+// MARK: - The whole head in one buffer
+
+extension HTTPRequestParser {
+    /// Parses a head that lies whole in `buffer` from `start` (the usual case: a
+    /// request arrives in one segment), in one tight pass over the bytes, without
+    /// the resumable state machine. Returns nil for anything else (incomplete,
+    /// malformed, over the limit, leading empty lines, "*" targets): the caller
+    /// then runs the resumable parser from `start`, which gives the answer. So
+    /// this accepts exactly the heads `scan` accepts (and gives the same head,
+    /// offsets absolute), and decides nothing else.
+    static func parseWhole(
+        _ buffer: UnsafeBufferPointer<UInt8>, from start: Int, limits: HTTPLimits
+    ) -> (head: HTTPRequestHead, end: Int)? {
+        guard let bytes = buffer.baseAddress, start < buffer.count else { return nil }
+        // The head must end before `stop` (as in `scan`).
+        let stop = buffer.count - start > limits.maximumHeaderBytes ? start + limits.maximumHeaderBytes : buffer.count
+        var head = HTTPRequestHead()
+        var p = start
+
+        // Method SP: GET and HEAD by one load each, any other token the long way.
+        if stop - p >= 5 && ASCII.load32(bytes + p) == ASCII.getSpace {
+            head.method = .get
+            p += 4
+        } else if stop - p >= 5 && ASCII.load32(bytes + p) == ASCII.headWord && bytes[p + 4] == ASCII.sp {
+            head.method = .head
+            p += 5
+        } else {
+            while p < stop && ASCII.isToken(bytes[p]) { p += 1 }
+            guard p < stop, p > start, bytes[p] == ASCII.sp else { return nil }
+            head.method = HTTPMethod(buffer, start: start, count: p - start)
+            p += 1
+        }
+
+        // origin-form target SP: visible ASCII, the path up to the first "?".
+        guard p < stop, bytes[p] == ASCII.slash else { return nil }
+        head.pathStart = p
+        p += 1
+        while p < stop {
+            let b = bytes[p]
+            guard b > ASCII.sp && b < ASCII.del && b != ASCII.question else { break }
+            p += 1
+        }
+        head.pathEnd = p
+        if p < stop && bytes[p] == ASCII.question {
+            p += 1
+            while p < stop {
+                let b = bytes[p]
+                guard b > ASCII.sp && b < ASCII.del else { break }
+                p += 1
+            }
+        }
+        guard p < stop, bytes[p] == ASCII.sp else { return nil }
+        p += 1
+
+        // "HTTP/1.1" or "HTTP/1.0", CRLF.
+        guard stop - p >= 10 else { return nil }
+        let version = ASCII.load64(bytes + p)
+        if version == ASCII.http11 {
+            head.minorVersion = 1
+        } else if version == ASCII.http10 {
+            head.minorVersion = 0
+        } else {
+            return nil
+        }
+        guard ASCII.load16(bytes + p + 8) == ASCII.crlf else { return nil }
+        p += 10
+
+        // Field lines up to the empty line.
+        while p < stop {
+            if bytes[p] == ASCII.cr {
+                guard p + 1 < stop, bytes[p + 1] == ASCII.lf else { return nil }
+                if head.minorVersion >= 1 && head.hostCount == 0 { return nil }
+                return (head, p + 2)
+            }
+            let nameStart = p
+            // Letters, digits and "-" eight at a time, then byte by byte.
+            while stop - p >= 8 {
+                let others = ASCII.nonNameBytes(ASCII.load64(bytes + p))
+                if others == 0 {
+                    p += 8
+                } else {
+                    p += others.trailingZeroBitCount >> 3
+                    break
+                }
+            }
+            while p < stop && ASCII.isToken(bytes[p]) { p += 1 }
+            guard p < stop, p > nameStart, bytes[p] == ASCII.colon else { return nil }
+            let nameEnd = p
+            p += 1
+            // The value: eight bytes at a time to the first control byte or DEL;
+            // past it if it is an HTAB. Byte by byte near the end of the buffer.
+            while true {
+                if stop - p >= 8 {
+                    let controls = ASCII.controlOrDeleteBytes(ASCII.load64(bytes + p))
+                    if controls == 0 {
+                        p += 8
+                        continue
+                    }
+                    p += controls.trailingZeroBitCount >> 3
+                } else {
+                    while p < stop {
+                        let b = bytes[p]
+                        guard b >= ASCII.sp && b != ASCII.del else { break }
+                        p += 1
+                    }
+                    guard p < stop else { return nil }
+                }
+                guard bytes[p] == ASCII.tab else { break }
+                p += 1
+            }
+            guard stop - p >= 2, bytes[p] == ASCII.cr, bytes[p + 1] == ASCII.lf else { return nil }
+            switch nameEnd - nameStart {
+            case 4, 10, 14, 17:
+                if head.readField(buffer, nameStart: nameStart, nameEnd: nameEnd, valueStart: nameEnd + 1, valueEnd: p)
+                    != nil
+                {
+                    return nil
+                }
+            default:
+                break
+            }
+            p += 2
+        }
+        return nil
+    }
+}
+
+// MARK: - The four fields the server reads
+
+extension HTTPRequestHead {
+    /// Acts on a field line, if it is one the server cares about: the name in
+    /// `nameStart..<nameEnd`, the value (OWS at either end allowed) in
+    /// `valueStart..<valueEnd`. Non-nil: the request is malformed.
+    mutating func readField(
+        _ bytes: UnsafeBufferPointer<UInt8>, nameStart: Int, nameEnd: Int, valueStart: Int, valueEnd: Int
+    ) -> HTTPStatus? {
+        switch nameEnd - nameStart {
         case 4 where ASCII.lowercaseEqual(bytes, nameStart, "host"):
-            head.hostCount += 1
-            if head.hostCount > 1 { return .badRequest }
+            hostCount += 1
+            if hostCount > 1 { return .badRequest }
         case 10 where ASCII.lowercaseEqual(bytes, nameStart, "connection"):
+            let (start, end) = ASCII.trimmed(bytes, valueStart, valueEnd)
             readConnection(bytes, start: start, end: end)
         case 14 where ASCII.lowercaseEqual(bytes, nameStart, "content-length"):
+            let (start, end) = ASCII.trimmed(bytes, valueStart, valueEnd)
             return readContentLength(bytes, start: start, end: end)
         case 17 where ASCII.lowercaseEqual(bytes, nameStart, "transfer-encoding"):
-            head.hasTransferEncoding = true
+            hasTransferEncoding = true
         default:
             break
         }
@@ -345,9 +493,9 @@ public struct HTTPRequestParser: Sendable {
             while index < end && bytes[index] != ASCII.comma && !ASCII.isWhitespace(bytes[index]) { index += 1 }
             let count = index - tokenStart
             if count == 5 && ASCII.lowercaseEqual(bytes, tokenStart, "close") {
-                head.connectionClose = true
+                connectionClose = true
             } else if count == 10 && ASCII.lowercaseEqual(bytes, tokenStart, "keep-alive") {
-                head.connectionKeepAlive = true
+                connectionKeepAlive = true
             }
         }
     }
@@ -371,8 +519,8 @@ public struct HTTPRequestParser: Sendable {
                 guard bytes[index] == ASCII.comma else { return .badRequest }
                 index += 1
             }
-            if let known = head.contentLength, known != value { return .badRequest }
-            head.contentLength = value
+            if let known = contentLength, known != value { return .badRequest }
+            contentLength = value
         } while index < end
         return nil
     }
@@ -401,16 +549,85 @@ enum ASCII {
     @inline(__always)
     static func isWhitespace(_ byte: UInt8) -> Bool { byte == sp || byte == tab }
 
-    /// tchar (RFC 9110 §5.6.2): the bytes of methods and field names.
+    /// tchar (RFC 9110 §5.6.2): the bytes of methods and field names, as a
+    /// 128-bit set (bit N of the pair is byte N): "!#$%&'*+-." and digits in the
+    /// low word, letters and "^_`|~" in the high one.
+    static let tokenLow: UInt64 = 0x03FF_6CFA_0000_0000
+    static let tokenHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+
+    @inline(__always)
     static func isToken(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A:
-            return true
-        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E:
-            return true
-        default:
-            return false
-        }
+        let set = byte < 64 ? tokenLow : tokenHigh
+        return byte < 128 && (set >> UInt64(byte & 63)) & 1 != 0
+    }
+
+    // Loads of 2, 4 and 8 bytes at any address, little-endian (x86-64 and the
+    // hosts the tests run on), and the words the fast path compares them with.
+
+    @inline(__always)
+    static func load16(_ pointer: UnsafePointer<UInt8>) -> UInt16 {
+        UInt16(littleEndian: UnsafeRawPointer(pointer).loadUnaligned(as: UInt16.self))
+    }
+
+    @inline(__always)
+    static func load32(_ pointer: UnsafePointer<UInt8>) -> UInt32 {
+        UInt32(littleEndian: UnsafeRawPointer(pointer).loadUnaligned(as: UInt32.self))
+    }
+
+    @inline(__always)
+    static func load64(_ pointer: UnsafePointer<UInt8>) -> UInt64 {
+        UInt64(littleEndian: UnsafeRawPointer(pointer).loadUnaligned(as: UInt64.self))
+    }
+
+    /// "GET ", "HEAD", "HTTP/1.1", "HTTP/1.0" and CRLF as little-endian words.
+    static let getSpace: UInt32 = 0x2054_4547
+    static let headWord: UInt32 = 0x4441_4548
+    static let http11: UInt64 = 0x312E_312F_5054_5448
+    static let http10: UInt64 = 0x302E_312F_5054_5448
+    static let crlf: UInt16 = 0x0A0D
+
+    static let ones: UInt64 = 0x0101_0101_0101_0101
+    static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Marks (0x80 in that byte) the bytes of `word` below SP (control bytes,
+    /// HTAB and CR included) or equal to DEL. The classic "has a byte less than
+    /// N" and "has a zero byte" tricks: a borrow runs only upwards from a marked
+    /// byte, so the lowest mark is exact (bytes above it may be marked wrongly).
+    @inline(__always)
+    static func controlOrDeleteBytes(_ word: UInt64) -> UInt64 {
+        let below = (word &- ones &* 0x20) & ~word
+        let delete = word ^ (ones &* 0x7F)
+        return (below | ((delete &- ones) & ~delete)) & highs
+    }
+
+    /// Whether any of the eight bytes in `word` is below SP or DEL.
+    @inline(__always)
+    static func hasControlOrDelete(_ word: UInt64) -> Bool { controlOrDeleteBytes(word) != 0 }
+
+    /// Marks (0x80 in that byte) the bytes of `word` that are not an ASCII
+    /// letter, digit or "-" (the bytes of nearly every field name), exactly:
+    /// every sum stays within its byte.
+    @inline(__always)
+    static func nonNameBytes(_ word: UInt64) -> UInt64 {
+        let low7 = word & ~highs  // each byte 0...0x7F
+        // Bit 7 of each byte of `atLeast(n)` is set where that byte of `y` is >= n.
+        func atLeast(_ y: UInt64, _ n: UInt64) -> UInt64 { (y &+ ones &* (0x80 &- n)) & highs }
+        let printable = atLeast(low7, 0x20)
+        let folded = low7 | ones &* 0x20  // "A"-"Z" onto "a"-"z"; digits and "-" stay
+        let letter = atLeast(folded, 0x61) & ~atLeast(folded, 0x7B)
+        let digit = atLeast(folded, 0x30) & ~atLeast(folded, 0x3A)
+        let dashBits = folded ^ (ones &* 0x2D)
+        let dash = ~(dashBits &+ ones &* 0x7F) & highs
+        return ~((letter | digit | dash) & printable & ~word) & highs
+    }
+
+    /// `start..<end` without SP and HTAB at either end.
+    static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (Int, Int) {
+        var start = start
+        var end = end
+        while start < end && isWhitespace(bytes[start]) { start += 1 }
+        while end > start && isWhitespace(bytes[end - 1]) { end -= 1 }
+        return (start, end)
     }
 
     /// Whether the bytes at `start` are `literal` (the caller checked there are enough).
@@ -426,9 +643,27 @@ enum ASCII {
     /// only lower-case letters and "-": OR-ing 0x20 maps "A"-"Z" onto "a"-"z" and
     /// leaves them and "-" alone; the only other byte it maps onto one of them is
     /// CR (onto "-"), which never occurs inside a name or a field value.
+    @inline(__always)
     static func lowercaseEqual(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ lowercase: StaticString) -> Bool {
         let expected = lowercase.utf8Start
-        for index in 0..<lowercase.utf8CodeUnitCount where bytes[start + index] | 0x20 != expected[index] {
+        let count = lowercase.utf8CodeUnitCount
+        let actual = bytes.baseAddress! + start
+        // Eight bytes at a time, the last word overlapping the one before.
+        if count >= 8 {
+            let mask: UInt64 = 0x2020_2020_2020_2020
+            var index = 0
+            while index + 8 < count {
+                guard load64(actual + index) | mask == load64(expected + index) else { return false }
+                index += 8
+            }
+            return load64(actual + count - 8) | mask == load64(expected + count - 8)
+        }
+        if count >= 4 {
+            let mask: UInt32 = 0x2020_2020
+            return load32(actual) | mask == load32(expected)
+                && load32(actual + count - 4) | mask == load32(expected + count - 4)
+        }
+        for index in 0..<count where actual[index] | 0x20 != expected[index] {
             return false
         }
         return true

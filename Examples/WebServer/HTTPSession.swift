@@ -18,6 +18,10 @@
 // - HEAD gets the GET response without its body, errors included.
 // - Once a response closes the connection, later bytes (even ones already in the
 //   same buffer) are ignored.
+//
+// Whole requests are answered straight from the caller's array (no copy, no
+// allocation but what the socket needs); only a request split across receives
+// is buffered, with block copies.
 
 /// The responses for what a connection sent, and whether to close after them.
 public struct HTTPOutput: Sendable {
@@ -96,10 +100,15 @@ public struct HTTPSession: Sendable {
     public let site: Site
     public let limits: HTTPLimits
     /// Received bytes not yet consumed: the start of a request still incomplete.
+    /// Empty between requests (then `parser` is reset at 0 and the next bytes
+    /// are parsed where they arrived, without copying).
     var buffer: [UInt8] = []
     var parser = HTTPRequestParser()
     /// Bytes of a request body still to skip.
     var bodyRemaining = 0
+    /// The last output's array of responses, kept to be emptied and reused: once
+    /// the caller has dropped that output, the next one needs no allocation.
+    var spareResponses: [[UInt8]] = []
     /// A response closed the connection: nothing more is read.
     public private(set) var closed = false
     /// Requests answered so far.
@@ -116,7 +125,10 @@ public struct HTTPSession: Sendable {
     /// several pipelined requests in one buffer). Returns the responses to send,
     /// in order, and whether the connection must close after sending them.
     public mutating func receive(_ bytes: [UInt8]) -> HTTPOutput {
-        var output = HTTPOutput()
+        var output = HTTPOutput(responses: spareResponses)
+        spareResponses = []
+        while !output.responses.isEmpty { output.responses.removeLast() }
+        defer { spareResponses = output.responses }
         if closed {
             output.close = true
             return output
@@ -128,31 +140,37 @@ public struct HTTPSession: Sendable {
             bodyRemaining -= skipped
         }
         if skipped == bytes.count { return output }
+
         if buffer.isEmpty {
-            // Usually a whole request: parse the caller's array itself, no copy.
-            buffer = skipped == 0 ? bytes : Array(bytes[skipped...])
+            // Usually whole requests: parse them where they are, no copy.
+            guard let resume = answerWholeRequests(bytes, from: skipped, into: &output) else { return output }
+            // Something else (a part, or a request the quick pass leaves to the
+            // resumable parser): parse the caller's array from there.
+            buffer = bytes
+            parser.reset(at: resume)
         } else {
-            buffer.append(contentsOf: bytes[skipped...])
+            buffer = concatenated(buffer, bytes, from: skipped)
         }
 
-        while true {
-            switch parser.parse(buffer, limits: limits) {
-            case .needMore:
-                break
-            case .failed(let status, let method):
-                send(site.response(for: status), close: true, head: method == .head, into: &output)
-            case .complete(let head, let end):
-                let (response, close) = answer(head)
-                send(response, close: close, head: head.method == .head, into: &output)
-                if !close {
-                    // Skip the body (within maximumBodyBytes, or answer() closed).
-                    let inBuffer = min(head.bodyLength, buffer.count - end)
-                    bodyRemaining = head.bodyLength - inBuffer
-                    parser.reset(at: end + inBuffer)
-                    continue
+        let data = buffer
+        data.withUnsafeBufferPointer { bytes in
+            while true {
+                switch parser.scan(bytes, limits: limits) {
+                case .needMore:
+                    break
+                case .failed(let status, let method):
+                    send(site.response(for: status), close: true, head: method == .head, into: &output)
+                case .complete(let head, let end):
+                    if !respond(to: head, in: bytes, into: &output) {
+                        // Skip the body (within maximumBodyBytes, or respond() closed).
+                        let inBuffer = min(head.bodyLength, bytes.count - end)
+                        bodyRemaining = head.bodyLength - inBuffer
+                        parser.reset(at: end + inBuffer)
+                        continue
+                    }
                 }
+                break
             }
-            break
         }
 
         // Keep only the incomplete request, at the front of the buffer.
@@ -161,35 +179,90 @@ public struct HTTPSession: Sendable {
             parser.reset(at: 0)
         } else if parser.requestStart > 0 {
             let consumed = parser.requestStart
-            buffer.removeFirst(consumed)
+            buffer = concatenated([], buffer, from: consumed)
             parser.rebase(droppingFirst: consumed)
         }
         return output
     }
 
-    /// The response to a well-formed head, and whether to close after it.
-    func answer(_ head: HTTPRequestHead) -> (PreparedResponse, close: Bool) {
-        if head.hasTransferEncoding { return (site.notImplemented, true) }
-        let bodyTooLarge = head.bodyLength > limits.maximumBodyBytes
-        switch head.method {
-        case .get, .head:
-            if bodyTooLarge { return (site.contentTooLarge, true) }
-            let page = site.page(buffer, from: head.pathStart, to: head.pathEnd) ?? site.notFound
-            return (page, !head.keepAlive)
-        case .unrecognized:
-            return (site.notImplemented, bodyTooLarge || !head.keepAlive)
-        case .post, .put, .delete, .options, .patch, .connect, .trace:
-            return (site.methodNotAllowed, bodyTooLarge || !head.keepAlive)
+    /// Answers the requests whose heads lie whole in `bytes` from `start` on.
+    /// Returns nil if that consumed every byte (or a response closed), else where
+    /// the resumable parser must take over.
+    mutating func answerWholeRequests(_ bytes: [UInt8], from start: Int, into output: inout HTTPOutput) -> Int? {
+        bytes.withUnsafeBufferPointer { bytes in
+            var start = start
+            while let (head, end) = HTTPRequestParser.parseWhole(bytes, from: start, limits: limits) {
+                if respond(to: head, in: bytes, into: &output) { return nil }
+                let inBuffer = min(head.bodyLength, bytes.count - end)
+                bodyRemaining = head.bodyLength - inBuffer
+                start = end + inBuffer
+                if start == bytes.count { return nil }
+            }
+            return start
         }
     }
 
+    /// Answers a well-formed head whose path lies in `bytes`; returns whether the
+    /// connection closes after it.
+    mutating func respond(to head: HTTPRequestHead, in bytes: UnsafeBufferPointer<UInt8>,
+                          into output: inout HTTPOutput) -> Bool {
+        let isHead = head.method == .head
+        if head.hasTransferEncoding {
+            send(site.notImplemented, close: true, head: isHead, into: &output)
+            return true
+        }
+        let bodyTooLarge = head.bodyLength > limits.maximumBodyBytes
+        let close: Bool
+        switch head.method {
+        case .get, .head:
+            if bodyTooLarge {
+                send(site.contentTooLarge, close: true, head: isHead, into: &output)
+                return true
+            }
+            close = !head.keepAlive
+            if let index = site.pageIndex(bytes, from: head.pathStart, to: head.pathEnd) {
+                record(site.pageStatus(index), bytes: site.pageBytes(index, close: close, head: isHead), close: close,
+                       into: &output)
+            } else {
+                send(site.notFound, close: close, head: isHead, into: &output)
+            }
+        case .unrecognized:
+            close = bodyTooLarge || !head.keepAlive
+            send(site.notImplemented, close: close, head: isHead, into: &output)
+        case .post, .put, .delete, .options, .patch, .connect, .trace:
+            close = bodyTooLarge || !head.keepAlive
+            send(site.methodNotAllowed, close: close, head: isHead, into: &output)
+        }
+        return close
+    }
+
     mutating func send(_ response: PreparedResponse, close: Bool, head: Bool, into output: inout HTTPOutput) {
-        output.responses.append(response.bytes(close: close, head: head))
+        record(response.status, bytes: response.bytes(close: close, head: head), close: close, into: &output)
+    }
+
+    mutating func record(_ status: HTTPStatus, bytes: [UInt8], close: Bool, into output: inout HTTPOutput) {
+        output.responses.append(bytes)
         answered += 1
-        statusCounts[response.status] += 1
+        statusCounts[status] += 1
         if close {
             closed = true
             output.close = true
         }
+    }
+}
+
+/// `head` followed by `tail[start...]`, copied in two blocks.
+func concatenated(_ head: [UInt8], _ tail: [UInt8], from start: Int) -> [UInt8] {
+    let tailCount = tail.count - start
+    let total = head.count + tailCount
+    return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+        if total > 0 {
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            head.withUnsafeBytes { if $0.count > 0 { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            tail.withUnsafeBytes {
+                if tailCount > 0 { (base + head.count).copyMemory(from: $0.baseAddress! + start, byteCount: tailCount) }
+            }
+        }
+        initialized = total
     }
 }

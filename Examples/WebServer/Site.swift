@@ -30,6 +30,10 @@ public final class Site: Sendable {
     }
 
     let pages: [Page]
+    /// Every page's path, one after another, and where each ends: the lookup
+    /// compares bytes without touching (retaining) the pages themselves.
+    let pathBytes: [UInt8]
+    let pathEnds: [Int]
     public let badRequest: PreparedResponse
     public let notFound: PreparedResponse
     public let methodNotAllowed: PreparedResponse
@@ -48,6 +52,14 @@ public final class Site: Sendable {
             pages.append(Page(path: Array(route.path.utf8), response: PreparedResponse(route.response)))
         }
         self.pages = pages
+        var pathBytes: [UInt8] = []
+        var pathEnds: [Int] = []
+        for page in pages {
+            pathBytes += page.path
+            pathEnds.append(pathBytes.count)
+        }
+        self.pathBytes = pathBytes
+        self.pathEnds = pathEnds
         badRequest = PreparedResponse(HTTPResponse(status: .badRequest, text: "bad request\n"))
         notFound = PreparedResponse(HTTPResponse(status: .notFound, text: "not found\n"))
         methodNotAllowed = PreparedResponse(
@@ -72,13 +84,39 @@ public final class Site: Sendable {
 
     /// The page at the path in `bytes[start..<end]`, if there is one.
     public func page(_ bytes: [UInt8], from start: Int, to end: Int) -> PreparedResponse? {
+        guard let index = bytes.withUnsafeBufferPointer({ pageIndex($0, from: start, to: end) }) else { return nil }
+        return pages[index].response
+    }
+
+    /// The index in `pages` of the page at the path in `bytes[start..<end]`.
+    func pageIndex(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int? {
         let count = end - start
-        for page in pages where page.path.count == count {
-            var index = 0
-            while index < count && page.path[index] == bytes[start + index] { index += 1 }
-            if index == count { return page.response }
+        return pathBytes.withUnsafeBufferPointer { paths in
+            pathEnds.withUnsafeBufferPointer { ends in
+                var pathStart = 0
+                for index in 0..<ends.count {
+                    let pathEnd = ends[index]
+                    if pathEnd - pathStart == count {
+                        // count > 0 here means both buffers have bytes.
+                        var offset = 0
+                        while offset < count && paths[pathStart + offset] == bytes[start + offset] { offset += 1 }
+                        if offset == count { return index }
+                    }
+                    pathStart = pathEnd
+                }
+                return nil
+            }
         }
-        return nil
+    }
+
+    /// The status of the page at `index`.
+    func pageStatus(_ index: Int) -> HTTPStatus {
+        pages.withUnsafeBufferPointer { $0[index].response.status }
+    }
+
+    /// The bytes of the page at `index`, as `PreparedResponse.bytes(close:head:)`.
+    func pageBytes(_ index: Int, close: Bool, head: Bool) -> [UInt8] {
+        pages.withUnsafeBufferPointer { $0[index].response.bytes(close: close, head: head) }
     }
 
     /// The page at `path`, if there is one.
