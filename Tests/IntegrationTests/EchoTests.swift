@@ -36,17 +36,14 @@ final class EchoTests: XCTestCase {
         let namespace = try TestNetworkNamespace.open(prefix: "conn", tap: "torotapc")
         defer { namespace.delete() }
         // A one-shot server at 10.77.0.1:9000 that answers a line with "got: LINE".
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: namespace.ip)
-        server.arguments = ["netns", "exec", namespace.name, python, "-c", """
+        let server = try namespace.start(python, ["-c", """
             import socket
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("10.77.0.1", 9000)); s.listen(1); s.settimeout(30)
             c, _ = s.accept(); c.settimeout(10)
             line = c.makefile("rb").readline()
             c.sendall(b"got: " + line); c.close()
-            """]
-        try server.run()
+            """])
         defer { if server.isRunning { server.terminate() } }
         usleep(500_000)
         let result = try namespace.runVMM(

@@ -58,60 +58,20 @@ final class NetDriverTests: XCTestCase {
         defer { namespace.delete() }
 
         // The VM runs while the host pings, so its output is read as it comes.
-        let vm = Process()
-        vm.executableURL = URL(fileURLWithPath: namespace.ip)
-        let statsFile = FileManager.default.temporaryDirectory.appendingPathComponent("toro-stats-\(UUID().uuidString).json")
-        defer { try? FileManager.default.removeItem(at: statsFile) }
-        vm.arguments = ["netns", "exec", namespace.name, VMMHarness.binary.path, "run", image,
-                        "--cmdline", "ip=10.77.0.2/24 seconds=8", "--net", "tap=torotap2,mac=02:54:00:aa:bb:02",
-                        "--stats", "json", "--stats-file", statsFile.path]
-        let out = Pipe()
-        vm.standardOutput = out
-        vm.standardError = out
-        vm.standardInput = FileHandle.nullDevice
-        let collected = Collected()
-        let lock = NSLock()
-        out.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            lock.lock()
-            collected.data.append(data)
-            lock.unlock()
-        }
-        func output() -> String {
-            lock.lock()
-            defer { lock.unlock() }
-            return String(decoding: collected.data, as: UTF8.self)
-        }
-        try vm.run()
-        defer {
-            if vm.isRunning {
-                kill(vm.processIdentifier, SIGKILL)
-                vm.waitUntilExit()
-            }
-            out.fileHandleForReading.readabilityHandler = nil
-        }
-        var deadline = Date().addingTimeInterval(20)
-        while !output().contains("net: serving 10.77.0.2/24") && vm.isRunning && Date() < deadline { usleep(20_000) }
-        guard output().contains("net: serving 10.77.0.2/24") else { return XCTFail("the guest never served:\n" + output()) }
+        let vm = try BackgroundVMM(
+            in: namespace,
+            [image, "--cmdline", "ip=10.77.0.2/24 seconds=8", "--net", "tap=torotap2,mac=02:54:00:aa:bb:02"])
+        guard vm.waitFor("net: serving 10.77.0.2/24") else { return XCTFail("the guest never served:\n" + vm.output) }
 
         let (pinged, pingOutput) = try namespace.exec(ping, ["-c", "10", "-i", "0.2", "-W", "2", "10.77.0.2"])
         XCTAssertEqual(pinged, 0, pingOutput)
         XCTAssertTrue(pingOutput.contains("10 packets transmitted, 10 received, 0% packet loss"), pingOutput)
 
-        deadline = Date().addingTimeInterval(30)
-        while vm.isRunning && Date() < deadline { usleep(20_000) }
-        XCTAssertFalse(vm.isRunning, "the guest did not stop serving:\n" + output())
-        if vm.isRunning { return }
-        vm.waitUntilExit()
-        usleep(100_000)  // the last bytes of output
-        let text = output()
-        XCTAssertEqual(vm.terminationStatus, 0, text)
-        let replies = text.components(separatedBy: "echo_replies=").dropFirst().first
-            .flatMap { Int($0.prefix(while: { $0.isNumber })) } ?? -1
-        XCTAssertGreaterThanOrEqual(replies, 10, text)
+        XCTAssertEqual(vm.finish(seconds: 30), 0, "the guest did not stop serving cleanly:\n" + vm.output)
+        let text = vm.output
+        XCTAssertGreaterThanOrEqual(vm.counter("echo_replies") ?? -1, 10, text)
 
-        let stats = (try? Data(contentsOf: statsFile)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
-        guard let stats, let device = (stats["devices"] as? [[String: Any]])?.first,
+        guard let stats = vm.stats, let device = (stats["devices"] as? [[String: Any]])?.first,
             let totals = stats["totals"] as? [String: Any]
         else { return XCTFail("no statistics:\n" + text) }
         let rx = device.int("rx_frames") ?? 0

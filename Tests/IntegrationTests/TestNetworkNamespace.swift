@@ -53,6 +53,20 @@ struct TestNetworkNamespace {
         try Self.command(ip, ["netns", "exec", name, path] + arguments)
     }
 
+    /// Starts a host command inside the namespace and returns at once (a
+    /// client or server that runs alongside the VM); its output is discarded.
+    /// Terminate it in a `defer`.
+    func start(_ path: String, _ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ip)
+        process.arguments = ["netns", "exec", name, path] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Runs `toro-vmm run ARGS` inside the namespace, with JSON statistics.
     func runVMM(_ arguments: [String]) throws -> VMMHarness.Result {
         // The harness runs one binary: go through a wrapper that enters the namespace.

@@ -117,11 +117,8 @@ final class WebServerTests: XCTestCase {
         let (namespace, vm) = try boot("web503", tap: "torotapx", cmdline: "maxconn=1 keepalive=30 idleexit=4 seconds=60")
         defer { namespace.delete() }
         // Hold the one allowed connection open (an idle keep-alive client) while curl comes.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: namespace.ip)
-        holder.arguments = ["netns", "exec", namespace.name, tools.bash, "-c",
-                            "exec 3<>/dev/tcp/\(Self.guest)/80; printf 'GET /health HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n' >&3; sleep 8"]
-        try holder.run()
+        let holder = try namespace.start(
+            tools.bash, ["-c", "exec 3<>/dev/tcp/\(Self.guest)/80; printf 'GET /health HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n' >&3; sleep 8"])
         defer { if holder.isRunning { holder.terminate() } }
         usleep(2_000_000)
         let refused = try curl(namespace, tools, [Self.url])
@@ -162,11 +159,8 @@ final class WebServerTests: XCTestCase {
         // Open a connection and send half a request; then take the host's side
         // away (link down) before the client's socket closes, so that neither
         // its FIN nor a reset ever reaches the guest.
-        let client = Process()
-        client.executableURL = URL(fileURLWithPath: namespace.ip)
-        client.arguments = ["netns", "exec", namespace.name, tools.bash, "-c",
-                            "exec 3<>/dev/tcp/\(Self.guest)/80; printf 'GET / HTTP/1.1\\r\\n' >&3; sleep 30"]
-        try client.run()
+        let client = try namespace.start(
+            tools.bash, ["-c", "exec 3<>/dev/tcp/\(Self.guest)/80; printf 'GET / HTTP/1.1\\r\\n' >&3; sleep 30"])
         defer { if client.isRunning { client.terminate() } }
         usleep(1_500_000)
         let (down, downOutput) = try namespace.ip(["link", "set", "torotapz", "down"])
