@@ -90,8 +90,10 @@ def one_mode(args, namespace, mode):
                                 "--cmdline", cmdline, "--stats-interval", "1", "--stats", "json", "--stats-file", stats_path)
     start = time.monotonic()
     vm = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    listening = None
     for line in vm.stdout:
         if line.startswith("webserver: http://"):
+            listening = time.monotonic() - start
             break
         if line.startswith("webserver: FAIL"):
             sys.exit(f"bench-http: {line.strip()}")
@@ -112,7 +114,7 @@ def one_mode(args, namespace, mode):
     with open(stats_path) as f:
         stats = json.load(f)
     shutil.rmtree(stats_dir, ignore_errors=True)
-    return {"wrk": parse_wrk(wrk.stdout), "wrk_output": wrk.stdout, "stats": stats,
+    return {"wrk": parse_wrk(wrk.stdout), "wrk_output": wrk.stdout, "stats": stats, "listening": listening,
             "load": (load_start, load_end), "idle": (load_end, load_end + args.idle)}
 
 
@@ -167,10 +169,10 @@ def main():
                 settle = f"{end - result['idle'][0]:.1f} s"
                 break
         wrk = result["wrk"]
-        rows.append([f"idle={mode}", f"{wrk['rps']:.1f}", f"{wrk['p50']:.2f}", f"{wrk['p99']:.2f}",
+        rows.append([f"idle={mode}", f"{result['listening'] * 1000:.0f}", f"{wrk['rps']:.1f}", f"{wrk['p50']:.2f}", f"{wrk['p99']:.2f}",
                      f"{tb.mean([s['process_cpu_percent'] for s in load]):.1f}",
                      f"{tb.mean([s['process_cpu_percent'] for s in idle]):.3f}", settle])
-    print(tb.table(["mode", "req/s", "p50 ms", "p99 ms", "load cpu%", "idle cpu% (from +2 s)", "under 1% after"], rows))
+    print(tb.table(["mode", "spawn to listening ms", "req/s", "p50 ms", "p99 ms", "load cpu%", "idle cpu% (from +2 s)", "under 1% after"], rows))
     halt, poll = results["halt"]["wrk"], results["poll"]["wrk"]
     if poll["rps"] > 0:
         print(f"throughput halt/poll: {halt['rps'] / poll['rps']:.3f}")
