@@ -24,10 +24,29 @@ final class NetStackCoreTests: XCTestCase {
     }
 
     /// Moves frames between the two until neither has anything to say, for at most `rounds` turns.
-    func pump(_ a: NetStackCore, _ b: NetStackCore, rounds: Int = 200, lose: (([UInt8]) -> Bool)? = nil) {
+    /// Every poll's deadline (the network thread's, found without a second
+    /// walk, or none at all on an idle turn) must be `nextDeadline`'s. `a`
+    /// writes its frames as the network thread does, into a transmit ring
+    /// (of `ring` frames a turn; the rest go the usual way, after them).
+    func pump(
+        _ a: NetStackCore, _ b: NetStackCore, rounds: Int = 200, ring: Int = 3, lose: (([UInt8]) -> Bool)? = nil
+    ) {
         for _ in 0..<rounds {
-            let fromA = a.poll(now: now)
-            let fromB = b.poll(now: now)
+            var fromA: [[UInt8]] = []
+            var fromB: [[UInt8]] = []
+            var written: [[UInt8]] = []
+            let transmit: NetFrameWriter = { size, write in
+                guard written.count < ring else { return false }
+                written.append(
+                    [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                        write(UnsafeMutableRawPointer(buffer.baseAddress!))
+                        count = size
+                    })
+                return true
+            }
+            XCTAssertEqual(a.poll(now: now, into: &fromA, transmit: transmit), a.nextDeadline, "the deadline a poll returns")
+            fromA = written + fromA
+            XCTAssertEqual(b.poll(now: now, into: &fromB), b.nextDeadline, "the deadline a poll returns")
             if fromA.isEmpty && fromB.isEmpty { return }
             for frame in fromA where !(lose?(frame) ?? false) {
                 framesSeen.append(frame)
@@ -118,6 +137,25 @@ final class NetStackCoreTests: XCTestCase {
         XCTAssertTrue(client.poll(now: now).isEmpty, "untouched: the poll does not look at it")
         client.touch(connection)
         XCTAssertEqual(client.poll(now: now).count, 1, "touched: its data goes")
+    }
+
+    func testIdlePollsSkipTheTableUntilADeadlineComes() throws {
+        let (server, client) = makePair()
+        XCTAssertTrue(server.listen(port: 80, backlog: 4))
+        let connection = try XCTUnwrap(client.connect(to: TCPEndpoint(address: serverIP, port: 80), now: now))
+        pump(client, server)
+        XCTAssertEqual(connection.send([1, 2, 3][...]), 3)
+        client.touch(connection)
+        var frames: [[UInt8]] = []
+        let deadline = try XCTUnwrap(client.poll(now: now, into: &frames))
+        XCTAssertEqual(frames.count, 1, "the data")
+        XCTAssertEqual(deadline, connection.nextDeadline, "its retransmission timer")
+        frames = []
+        XCTAssertEqual(client.poll(now: deadline - 1, into: &frames), deadline, "idle: the same deadline")
+        XCTAssertTrue(frames.isEmpty)
+        XCTAssertNotEqual(client.poll(now: deadline, into: &frames), deadline, "the timer ran and moved on")
+        XCTAssertEqual(frames.count, 1, "the retransmission, without a touch")
+        XCTAssertEqual(connection.counters.retransmissions, 1)
     }
 
     func testAClosedPortAnswersWithReset() throws {

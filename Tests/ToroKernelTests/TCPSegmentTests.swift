@@ -121,6 +121,14 @@ final class TCPSegmentTests: XCTestCase {
             let parsed = try TCPSegment.parse(
                 packet, at: prefix.count, count: segment.encodedSize, source: client, destination: server)
             XCTAssertEqual(parsed, segment)
+            // The stack's parse leaves the payload where it lies.
+            let (header, payload) = try TCPSegment.parseHeader(
+                packet, at: prefix.count, count: segment.encodedSize, source: client, destination: server)
+            XCTAssertTrue(header.payload.isEmpty)
+            XCTAssertEqual(Array(packet[payload]), segment.payload)
+            var withPayload = header
+            withPayload.payload = Array(packet[payload])
+            XCTAssertEqual(withPayload, segment)
         }
     }
 
@@ -212,6 +220,16 @@ final class TCPSegmentTests: XCTestCase {
         XCTAssertEqual(Array(memory[1..<(1 + segment.encodedSize)]), expected)
         XCTAssertEqual(memory[0], 0xEE)
         XCTAssertEqual(memory[segment.encodedSize + 1], 0xEE)
+        // The same with the payload written by the caller (from a send buffer).
+        var header = segment
+        header.payload = []
+        var direct = [UInt8](repeating: 0xEE, count: segment.encodedSize)
+        direct.withUnsafeMutableBytes { raw in
+            header.write(into: raw.baseAddress!, source: server, destination: client, payloadCount: 5) { start in
+                start.copyMemory(from: [UInt8]([1, 2, 3, 4, 5]), byteCount: 5)
+            }
+        }
+        XCTAssertEqual(direct, expected)
     }
 
     func testByteRingAgainstAnArray() {

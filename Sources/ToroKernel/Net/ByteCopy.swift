@@ -135,3 +135,23 @@ extension IPv4Header {
         writer.patch16(~UInt16(truncatingIfNeeded: total), at: start + 10)
     }
 }
+
+// MARK: - Lists reused across turns
+
+extension Array {
+    /// Empties the array and keeps its memory, one `removeLast()` at a time:
+    /// `removeAll(keepingCapacity:)` and `removeLast(_:)` go through the
+    /// generic `replaceSubrange`, which is slow in the kernel's -Osize
+    /// build. For the short lists the network path reuses every turn.
+    @inline(__always)
+    mutating func removeAllKeepingCapacity() {
+        while !isEmpty { removeLast() }
+    }
+
+    /// Drops the elements from `count` on, one `removeLast()` at a time (see
+    /// ``removeAllKeepingCapacity()``).
+    @inline(__always)
+    mutating func truncate(to count: Int) {
+        while self.count > count { removeLast() }
+    }
+}

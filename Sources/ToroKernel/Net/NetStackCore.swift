@@ -69,6 +69,12 @@ public struct NetEvents {
     public var isEmpty: Bool { connections.isEmpty && listeners.isEmpty && udpPorts.isEmpty }
 }
 
+/// Writes one outgoing frame of `size` bytes straight into the transmit
+/// device's memory: calls `write` with room for exactly `size` bytes and
+/// returns true, or returns false (without calling it) when there is no
+/// room now. See ``NetStackCore/poll(now:into:transmit:)``.
+public typealias NetFrameWriter = (_ size: Int, _ write: (UnsafeMutableRawPointer) -> Void) -> Bool
+
 /// A TCP connection's place in the table: the peer and our port (there is one local address).
 struct ConnectionKey: Hashable {
     var remote: IPv4Address
@@ -109,9 +115,18 @@ public final class NetStackCore {
     /// When each next hop was last asked for with ARP.
     var arpAsked: [IPv4Address: UInt64] = [:]
     var outbox: [[UInt8]] = []
+    /// The earliest connection deadline the last walk of the table found
+    /// (.max for none); 0 makes the next poll walk it (a frame was handled).
+    var connectionsEarliest: UInt64 = 0
+    /// Where a frame built while ``directTransmit`` is set goes if it can:
+    /// only during ``poll(now:into:transmit:)``, and while ``outbox`` is empty.
+    var directTransmit: NetFrameWriter?
+    /// Scratch for ``poll(now:into:)``: one connection's output at a time.
+    var outputSegments: [TCPOutgoing] = []
     /// Connections changed since the last poll (by a segment or the application).
     var dirty: [TCPConnection] = []
-    var events = NetEvents()
+    /// What changed since the last ``takeEvents()`` or ``clearEvents()``.
+    public private(set) var events = NetEvents()
     let sequenceSecret: UInt32
     var nextEphemeralPort: UInt16 = NetStackCore.ephemeralPorts.lowerBound
 
@@ -142,6 +157,7 @@ public final class NetStackCore {
 
     /// Handles one received Ethernet frame at `now`.
     public func handle(frame: [UInt8], now: UInt64) {
+        connectionsEarliest = 0  // what it changes is for the next poll to find
         guard frame.count >= EthernetHeader.size + IPv4Header.minimumSize, readUInt16(frame, 12) == EtherType.ipv4,
             frame[Self.protocolByte] == IPProtocol.tcp || frame[Self.protocolByte] == IPProtocol.udp
         else {
@@ -166,9 +182,9 @@ public final class NetStackCore {
             let start = offset + header.headerLength
             let count = header.totalLength - header.headerLength
             if header.protocolNumber == IPProtocol.tcp {
-                let segment = try TCPSegment.parse(
+                let (segment, payload) = try TCPSegment.parseHeader(
                     frame, at: start, count: count, source: header.source, destination: header.destination)
-                handle(segment, from: header.source, now: now)
+                handle(segment, payload: frame[payload], from: header.source, now: now)
             } else {
                 let datagram = try UDPDatagram.parse(
                     frame, at: start, count: count, source: header.source, destination: header.destination)
@@ -184,11 +200,12 @@ public final class NetStackCore {
             && frame[5] == mac[5]
     }
 
-    private func handle(_ segment: TCPSegment, from source: IPv4Address, now: UInt64) {
+    /// A TCP segment whose payload (not copied out of the frame) is `payload`.
+    private func handle(_ segment: TCPSegment, payload: ArraySlice<UInt8>, from source: IPv4Address, now: UInt64) {
         counters.tcpSegmentsReceived += 1
         let key = ConnectionKey(remote: source, remotePort: segment.sourcePort, localPort: segment.destinationPort)
         if let connection = connections[key] {
-            connection.handle(segment, now: now)
+            connection.handle(segment, payload: payload, now: now)
             touch(connection)
             settle(key, connection)
             return
@@ -211,7 +228,7 @@ public final class NetStackCore {
             listener.embryonic.append(key)
             return
         }
-        sendReset(answering: segment, from: source, now: now)
+        sendReset(answering: segment, payloadCount: payload.count, from: source, now: now)
     }
 
     /// After a connection changed: its waiters are told, and a connection a
@@ -232,7 +249,7 @@ public final class NetStackCore {
     }
 
     /// RFC 793 "Reset Generation" for a segment no connection or listener wants.
-    private func sendReset(answering segment: TCPSegment, from source: IPv4Address, now: UInt64) {
+    private func sendReset(answering segment: TCPSegment, payloadCount: Int, from source: IPv4Address, now: UInt64) {
         guard !segment.flags.contains(.rst) else { return }
         var reset = TCPSegment(
             sourcePort: segment.destinationPort, destinationPort: segment.sourcePort, sequence: 0,
@@ -240,7 +257,7 @@ public final class NetStackCore {
         if segment.flags.contains(.ack) {
             reset.sequence = segment.acknowledgement
         } else {
-            reset.acknowledgement = segment.sequence &+ UInt32(truncatingIfNeeded: segment.sequenceLength)
+            reset.acknowledgement = segment.sequence &+ UInt32(truncatingIfNeeded: segment.sequenceLength + payloadCount)
             reset.flags.insert(.ack)
         }
         counters.tcpResetsSent += 1
@@ -271,25 +288,85 @@ public final class NetStackCore {
     /// and when ``nextDeadline`` passes. An idle connection costs one look
     /// at its deadline.
     public func poll(now: UInt64) -> [[UInt8]] {
-        var finished: [ConnectionKey] = []
-        for (key, connection) in connections {
-            let due = connection.nextDeadline.map { $0 <= now } ?? false
-            guard due || dirty.contains(where: { $0 === connection }) else { continue }
-            let before = connection.state
-            for segment in connection.output(now: now) {
-                transmit(segment, to: key.remote, now: now)
-            }
-            if connection.state != before { settle(key, connection) }
-            if connection.isFinished { finished.append(key) }
+        var frames: [[UInt8]] = []
+        poll(now: now, into: &frames)
+        return frames
+    }
+
+    /// ``poll(now:)``, appending the frames to `frames`: a caller that keeps
+    /// its array across turns (the network thread) allocates none per turn.
+    /// Returns what ``nextDeadline`` would return now, found in the same pass.
+    ///
+    /// A poll with no connection touched, no frame handled since the last
+    /// one and no connection deadline reached skips the walk over the
+    /// table: no connection can have work, and the earliest deadline is the
+    /// one the last walk found. (This relies on the contract of
+    /// ``touch(_:)``; a walk computes every connection's deadline anyway.)
+    @discardableResult
+    public func poll(now: UInt64, into frames: inout [[UInt8]]) -> UInt64? {
+        poll(now: now, into: &frames, transmit: nil)
+    }
+
+    /// ``poll(now:into:)``, writing the frames it builds with `transmit`
+    /// (the driver's transmit buffers) instead of allocating each, for as
+    /// long as `transmit` has room; the rest, and frames queued before this
+    /// poll, go to `frames` as usual, after the written ones. Order is kept:
+    /// once one frame goes to `frames`, all later ones do too.
+    @discardableResult
+    public func poll(now: UInt64, into frames: inout [[UInt8]], transmit: NetFrameWriter?) -> UInt64? {
+        directTransmit = outbox.isEmpty ? transmit : nil
+        defer { directTransmit = nil }
+        if !dirty.isEmpty || now >= connectionsEarliest {
+            walkConnections(now: now)
         }
-        dirty.removeAll(keepingCapacity: true)
+        expireUnresolved(now: now)
+        if frames.isEmpty {
+            // Trade buffers: the caller's empty one becomes the next outbox.
+            swap(&frames, &outbox)
+        } else {
+            frames.append(contentsOf: outbox)
+            outbox.removeAllKeepingCapacity()
+        }
+        var earliest = connectionsEarliest == .max ? nil : connectionsEarliest
+        if let arp = arpDeadline, arp < (earliest ?? .max) { earliest = arp }
+        return earliest
+    }
+
+    /// Runs every connection that is due or touched, forgets the finished
+    /// ones, and notes the earliest deadline of those that remain.
+    private func walkConnections(now: UInt64) {
+        var finished: [ConnectionKey] = []
+        var earliest = UInt64.max
+        // The segments list is kept across polls (taken out of the property
+        // while in use, so that it stays uniquely referenced and grows in place).
+        var segments = outputSegments
+        outputSegments = []
+        for (key, connection) in connections {
+            let deadline = connection.nextDeadline
+            let due = deadline.map { $0 <= now } ?? false
+            guard due || dirty.contains(where: { $0 === connection }) else {
+                if let deadline, deadline < earliest { earliest = deadline }
+                continue
+            }
+            let before = connection.state
+            connection.output(now: now, into: &segments)
+            for item in segments {
+                transmit(item, of: connection, to: key.remote, now: now)
+            }
+            segments.removeAllKeepingCapacity()
+            if connection.state != before { settle(key, connection) }
+            if connection.isFinished {
+                finished.append(key)
+            } else if let next = connection.nextDeadline, next < earliest {
+                earliest = next
+            }
+        }
+        outputSegments = segments
+        dirty.removeAllKeepingCapacity()
         for key in finished {
             if let connection = connections.removeValue(forKey: key) { settle(key, connection) }
         }
-        expireUnresolved(now: now)
-        let frames = outbox
-        outbox = []
-        return frames
+        connectionsEarliest = earliest
     }
 
     /// Marks `connection` for the next ``poll(now:)``: call it after giving it
@@ -304,8 +381,16 @@ public final class NetStackCore {
         for connection in connections.values {
             if let deadline = connection.nextDeadline, deadline < (earliest ?? .max) { earliest = deadline }
         }
+        if let arp = arpDeadline, arp < (earliest ?? .max) { earliest = arp }
+        return earliest
+    }
+
+    /// The earliest expiry or ARP retry of the packets held for ARP, nil if none.
+    private var arpDeadline: UInt64? {
+        guard !unresolved.isEmpty else { return nil }
+        var earliest: UInt64? = nil
         for packet in unresolved where packet.expires < (earliest ?? .max) { earliest = packet.expires }
-        if !unresolved.isEmpty, let asked = arpAsked.values.min() {
+        if let asked = arpAsked.values.min() {
             let retry = asked &+ configuration.arpRetry
             if retry < (earliest ?? .max) { earliest = retry }
         }
@@ -317,6 +402,28 @@ public final class NetStackCore {
         let taken = events
         events = NetEvents()
         return taken
+    }
+
+    /// Forgets the events (``events`` read in place), keeping the arrays'
+    /// memory for the next ones: what the network thread does every turn,
+    /// without allocating.
+    public func clearEvents() {
+        events.connections.removeAllKeepingCapacity()
+        events.listeners.removeAllKeepingCapacity()
+        events.udpPorts.removeAllKeepingCapacity()
+    }
+
+    /// Sends a segment of `connection`'s latest output, its payload copied
+    /// from the connection's send buffer straight into the frame.
+    private func transmit(_ item: TCPOutgoing, of connection: TCPConnection, to destination: IPv4Address, now: UInt64) {
+        counters.tcpSegmentsSent += 1
+        let source = interface.address
+        let size = item.encodedSize
+        send(protocolNumber: IPProtocol.tcp, to: destination, transportSize: size, now: now) { writer in
+            item.segment.write(
+                into: writer.claim(size), source: source, destination: destination, payloadCount: item.payloadCount
+            ) { connection.writePayload(of: item, to: $0) }
+        }
     }
 
     private func transmit(_ segment: TCPSegment, to destination: IPv4Address, now: UInt64) {
@@ -348,7 +455,24 @@ public final class NetStackCore {
         var ip = IPv4Header(
             totalLength: totalLength, protocolNumber: protocolNumber, source: interface.address, destination: destination)
         ip.identification = endpoint.takeIdentification()
-        let frame = [UInt8].frame(size: EthernetHeader.size + totalLength, minimum: EthernetHeader.minimumFrame) { writer in
+        let size = EthernetHeader.size + totalLength
+        if let known, outbox.isEmpty, let transmit = directTransmit {
+            let total = max(size, EthernetHeader.minimumFrame)
+            let written = transmit(total) { base in
+                var writer = ByteWriter(base.assumingMemoryBound(to: UInt8.self), capacity: total)
+                EthernetHeader(destination: known, source: mac, etherType: EtherType.ipv4).write(to: &writer)
+                ip.write(to: &writer)
+                body(&writer)
+                if writer.offset < total {
+                    (base + writer.offset).initializeMemory(as: UInt8.self, repeating: 0, count: total - writer.offset)
+                }
+            }
+            if written {
+                endpoint.counters.sentFrames += 1
+                return
+            }
+        }
+        let frame = [UInt8].frame(size: size, minimum: EthernetHeader.minimumFrame) { writer in
             EthernetHeader(destination: known ?? EthernetHeader.broadcast, source: mac, etherType: EtherType.ipv4)
                 .write(to: &writer)
             ip.write(to: &writer)

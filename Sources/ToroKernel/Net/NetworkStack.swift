@@ -158,7 +158,16 @@ public final class NetworkStack {
 
     private func forget(_ thread: Thread, _ key: WaitKey) {
         state.withLock { state in
-            state.waiters.removeAll { $0.key == key && $0.thread === thread }
+            // An in-place loop: the generic `removeAll(where:)` is slow in the
+            // kernel's -Osize build, and this runs after every park.
+            var kept = 0
+            for index in state.waiters.indices {
+                let waiter = state.waiters[index]
+                if waiter.key == key && waiter.thread === thread { continue }
+                if kept != index { state.waiters[kept] = waiter }
+                kept += 1
+            }
+            state.waiters.truncate(to: kept)
         }
     }
 
@@ -167,27 +176,50 @@ public final class NetworkStack {
     private func run() {
         var armedDeadline: UInt64? = nil  // nanoseconds, of the core timer this thread armed
         var timer: TimerQueue<TimerAction>.ID? = nil
+        // Kept across turns with their capacity: a turn that finds work would
+        // otherwise allocate (and free) each of them, and allocation is a
+        // good part of a request's cost.
+        var frames: [[UInt8]] = []
+        var output: [[UInt8]] = []
+        var woken: [Thread] = []
+        // Frames the engine builds go straight into the driver's transmit
+        // buffers while there is room (one closure for the thread's life:
+        // making one per turn would allocate). Only this thread touches the
+        // driver, and the engine writes through it only inside its poll.
+        let driver = self.driver
+        var placed = 0
+        let transmit: NetFrameWriter = { size, write in
+            guard driver.place(frameOfSize: size, write) else { return false }
+            placed += 1
+            return true
+        }
         while true {
-            let frames = driver.receive(maximum: Self.receiveBatch)
+            placed = 0
+            driver.receive(into: &frames, maximum: Self.receiveBatch)
             let now = Clock.now
-            var woken: [Thread] = []
-            let (output, deadline, stopping) = state.withLock { state in
+            let (deadline, stopping) = state.withLock { state in
                 for frame in frames { state.engine.handle(frame: frame, now: now) }
-                let output = state.engine.poll(now: now)
+                let deadline = state.engine.poll(now: now, into: &output, transmit: transmit)
                 state.turns += 1
-                if frames.isEmpty && output.isEmpty { state.emptyTurns += 1 }
-                let events = state.engine.takeEvents()
-                if !events.isEmpty && !state.waiters.isEmpty {
-                    state.waiters.removeAll { waiter in
-                        guard Self.matches(waiter.key, events) else { return false }
-                        woken.append(waiter.thread)
-                        return true
-                    }
+                if frames.isEmpty && output.isEmpty && placed == 0 { state.emptyTurns += 1 }
+                if !state.engine.events.isEmpty {
+                    if !state.waiters.isEmpty { Self.takeWoken(&state.waiters, state.engine.events, into: &woken) }
+                    state.engine.clearEvents()
                 }
-                return (output, state.engine.nextDeadline, state.stopping)
+                return (deadline, state.stopping)
             }
-            if !output.isEmpty { driver.send(frames: output) }
+            if !output.isEmpty {
+                driver.send(frames: output)  // after the placed ones, and publishes them too
+            } else if placed > 0 {
+                driver.publishTransmitted()
+            }
             for thread in woken { thread.unpark() }
+            // Emptied now rather than next turn: nothing (a frame, a thread
+            // that may end) stays referenced while this thread waits.
+            let foundWork = !frames.isEmpty || !output.isEmpty || placed > 0
+            frames.removeAllKeepingCapacity()
+            output.removeAllKeepingCapacity()
+            woken.removeAllKeepingCapacity()
             if stopping { break }
             // One core timer for the engine's earliest deadline: re-armed only
             // when that is earlier than the armed one, or the armed one passed.
@@ -196,7 +228,7 @@ public final class NetworkStack {
                 timer = Timers.add(deadline: Clock.deadline(afterNanoseconds: deadline > now ? deadline - now : 0), .wake)
                 armedDeadline = deadline
             }
-            if frames.isEmpty && output.isEmpty {
+            if !foundWork {
                 Thread.pollFoundNothing()
             } else {
                 Thread.pollFoundWork()
@@ -204,6 +236,22 @@ public final class NetworkStack {
             }
         }
         if let timer { Timers.cancel(timer) }
+    }
+
+    /// Moves the waiters that `events` concern to `woken`, in place (the
+    /// generic `removeAll(where:)` is slow in the kernel's -Osize build).
+    private static func takeWoken(_ waiters: inout [Waiter], _ events: NetEvents, into woken: inout [Thread]) {
+        var kept = 0
+        for index in waiters.indices {
+            let waiter = waiters[index]
+            if matches(waiter.key, events) {
+                woken.append(waiter.thread)
+                continue
+            }
+            if kept != index { waiters[kept] = waiter }
+            kept += 1
+        }
+        waiters.truncate(to: kept)
     }
 
     private static func matches(_ key: WaitKey, _ events: NetEvents) -> Bool {

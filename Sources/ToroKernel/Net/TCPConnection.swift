@@ -103,6 +103,23 @@ struct TCPHeldSegment {
     var end: UInt32 { seqAdd(sequence, data.count) }
 }
 
+/// A segment as ``TCPConnection/output(now:into:)`` emits it: its payload, if
+/// any, is still in the send buffer (`payloadCount` bytes, `payloadOffset`
+/// bytes after its front) and `segment.payload` is empty. The stack copies those
+/// bytes once, from the buffer straight into the frame
+/// (``TCPConnection/writePayload(of:to:)``), before anything else touches
+/// the connection; ``TCPConnection/output(now:)`` copies them into `payload`.
+struct TCPOutgoing {
+    var segment: TCPSegment
+    var payloadOffset = 0
+    var payloadCount = 0
+
+    /// Payload bytes plus one for SYN and one for FIN.
+    var sequenceLength: Int { payloadCount + segment.sequenceLength }
+    /// Header (with options) plus payload, in bytes.
+    var encodedSize: Int { segment.headerLength + payloadCount }
+}
+
 public final class TCPConnection {
     public let local: TCPEndpoint
     public let remote: TCPEndpoint
@@ -354,6 +371,13 @@ public final class TCPConnection {
 
     /// A segment addressed to this connection (the caller demultiplexed by 4-tuple).
     public func handle(_ segment: TCPSegment, now: UInt64) {
+        handle(segment, payload: segment.payload[...], now: now)
+    }
+
+    /// ``handle(_:now:)`` with the payload given apart (`segment.payload` is
+    /// ignored): the stack passes the bytes where they lie in the received
+    /// frame, and they are copied once, into the receive buffer.
+    func handle(_ segment: TCPSegment, payload: ArraySlice<UInt8>, now: UInt64) {
         guard state != .closed else { return }
         counters.segmentsReceived += 1
         lastReceived = now
@@ -361,7 +385,7 @@ public final class TCPConnection {
         // timeout counts from the last segment it sent.
         if state == .finWait2 { finWait2Deadline = now &+ configuration.finWait2Timeout }
         if state == .synSent {
-            handleInSynSent(segment, now: now)
+            handleInSynSent(segment, payload: payload, now: now)
             return
         }
         var sequence = segment.sequence
@@ -382,7 +406,7 @@ public final class TCPConnection {
         }
 
         // Sequence acceptability (RFC 793 p. 69).
-        let length = segment.payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
+        let length = payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
         let window = currentWindow
         let acceptable: Bool
         if window == 0 {
@@ -467,7 +491,7 @@ public final class TCPConnection {
         if seqGT(ack, sndUna) {
             acknowledge(ack, now: now)
             if state == .closed { return }
-        } else if ack == sndUna && segment.payload.isEmpty && !flags.contains(.fin)
+        } else if ack == sndUna && payload.isEmpty && !flags.contains(.fin)
             && Int(segment.window) == windowBefore && windowBefore > 0 && seqLT(sndUna, sndNxt)
         {
             duplicateAck()
@@ -484,14 +508,14 @@ public final class TCPConnection {
 
         switch state {
         case .established, .finWait1, .finWait2:
-            receiveText(sequence: sequence, payload: segment.payload, fin: flags.contains(.fin), now: now)
+            receiveText(sequence: sequence, payload: payload, fin: flags.contains(.fin), now: now)
         default:
             // closeWait, closing, lastAck, timeWait: the peer's FIN came already.
             break
         }
     }
 
-    func handleInSynSent(_ segment: TCPSegment, now: UInt64) {
+    func handleInSynSent(_ segment: TCPSegment, payload: ArraySlice<UInt8>, now: UInt64) {
         let flags = segment.flags
         let ack = segment.acknowledgement
         let hasACK = flags.contains(.ack)
@@ -525,7 +549,7 @@ public final class TCPConnection {
             startCongestionControl()
             acknowledge(ack, now: now)
             ackNow = true
-            receiveText(sequence: rcvNxt, payload: segment.payload, fin: flags.contains(.fin), now: now)
+            receiveText(sequence: rcvNxt, payload: payload, fin: flags.contains(.fin), now: now)
         } else {
             // Simultaneous open (RFC 793 fig. 8): answer with a SYN-ACK.
             state = .synReceived
@@ -553,7 +577,7 @@ public final class TCPConnection {
             sentTimesHead += 1
         }
         if sentTimesHead == sentTimes.count {
-            sentTimes.removeAll(keepingCapacity: true)
+            sentTimes.removeAllKeepingCapacity()  // not removeAll(keepingCapacity:): see there
             sentTimesHead = 0
         } else if sentTimesHead >= 64 {
             sentTimes.removeFirst(sentTimesHead)
@@ -616,7 +640,7 @@ public final class TCPConnection {
     }
 
     /// The text and FIN of an acceptable segment (RFC 793 p. 74-75).
-    func receiveText(sequence: UInt32, payload: [UInt8], fin segmentFIN: Bool, now: UInt64) {
+    func receiveText(sequence: UInt32, payload: ArraySlice<UInt8>, fin segmentFIN: Bool, now: UInt64) {
         guard !receivedFIN, !payload.isEmpty || segmentFIN else { return }
         var fin = segmentFIN
         var start = 0
@@ -643,11 +667,13 @@ public final class TCPConnection {
         guard first == rcvNxt else {
             counters.outOfOrderSegments += 1
             ackNow = true  // a duplicate ACK for the sender's fast retransmit
-            hold(sequence: first, data: [UInt8](copying: payload[start..<end]), fin: fin)
+            let base = payload.startIndex
+            hold(sequence: first, data: [UInt8](copying: payload[(base + start)..<(base + end)]), fin: fin)
             return
         }
         if end > start {
-            receiveBuffer.append(payload[start..<end])
+            let base = payload.startIndex
+            receiveBuffer.append(payload[(base + start)..<(base + end)])
             rcvNxt = seqAdd(rcvNxt, end - start)
         }
         if fin {
@@ -728,13 +754,33 @@ public final class TCPConnection {
 
     /// Everything to transmit at `now`, after applying the timers.
     public func output(now: UInt64) -> [TCPSegment] {
-        var segments: [TCPSegment] = []
+        var outgoing: [TCPOutgoing] = []
+        output(now: now, into: &outgoing)
+        return outgoing.map { item in
+            var segment = item.segment
+            if item.payloadCount > 0 {
+                segment.payload = sendBuffer.bytes(from: item.payloadOffset, count: item.payloadCount)
+            }
+            return segment
+        }
+    }
+
+    /// Copies the payload of `item`, from the latest output, to `destination`.
+    /// Valid until the connection next changes (an ACK moves the send buffer).
+    func writePayload(of item: TCPOutgoing, to destination: UnsafeMutableRawPointer) {
+        sendBuffer.copy(from: item.payloadOffset, count: item.payloadCount, to: destination)
+    }
+
+    /// ``output(now:)``, appending to `segments` with the payloads left in
+    /// the send buffer: the stack passes one array it keeps, so that an
+    /// output allocates neither a list nor payload arrays.
+    func output(now: UInt64, into segments: inout [TCPOutgoing]) {
         if state != .closed { applyTimers(now: now, into: &segments) }
         if let reset = pendingRST {
             pendingRST = nil
             emit(reset, into: &segments)
         }
-        guard state != .closed else { return segments }
+        guard state != .closed else { return }
         var carriedACK = false
         switch state {
         case .synSent, .synReceived:
@@ -758,9 +804,9 @@ public final class TCPConnection {
                     var segment = makeSegment(at: sndUna, count: effectiveMSS, finAllowed: true)
                     counters.fastRetransmissions += 1
                     counters.retransmissions += 1
-                    noteRetransmitted(upTo: seqAdd(segment.sequence, segment.sequenceLength))
+                    noteRetransmitted(upTo: seqAdd(segment.segment.sequence, segment.sequenceLength))
                     if rtoDeadline == nil { rtoDeadline = now &+ rto }
-                    stampACK(&segment)
+                    stampACK(&segment.segment)
                     emit(segment, into: &segments)
                     carriedACK = true
                 }
@@ -784,11 +830,10 @@ public final class TCPConnection {
             stampACK(&ack)
             emit(ack, into: &segments)
         }
-        return segments
     }
 
     /// Time-based work: end of TIME_WAIT, FIN_WAIT_2 and idle timeouts, RTO and persist.
-    func applyTimers(now: UInt64, into segments: inout [TCPSegment]) {
+    func applyTimers(now: UInt64, into segments: inout [TCPOutgoing]) {
         if let deadline = timeWaitDeadline, now >= deadline {
             enterClosed(.normal)
             return
@@ -836,28 +881,28 @@ public final class TCPConnection {
 
     /// The peer's window is closed and data waits: one byte, on the backed-off
     /// timer, not counted toward giving up (RFC 9293 §3.8.6.1).
-    func persist(now: UInt64, into segments: inout [TCPSegment]) {
+    func persist(now: UInt64, into segments: inout [TCPOutgoing]) {
         let start = sndUna
         let isNew = sendPointer == sndNxt && sndUna == sndNxt
         var probe = makeSegment(at: isNew ? sendPointer : start, count: 1, finAllowed: !isNew)
         if isNew {
-            if probe.payload.isEmpty { probe = makeSegment(at: sendPointer, count: 1, finAllowed: true) }
+            if probe.payloadCount == 0 { probe = makeSegment(at: sendPointer, count: 1, finAllowed: true) }
             // Not timed: the probe is acknowledged only when the window opens.
-            sent(from: probe.sequence, to: seqAdd(probe.sequence, probe.sequenceLength), now: now, timed: false)
+            sent(from: probe.segment.sequence, to: seqAdd(probe.segment.sequence, probe.sequenceLength), now: now, timed: false)
         } else {
             counters.retransmissions += 1
         }
-        noteRetransmitted(upTo: seqAdd(probe.sequence, probe.sequenceLength))
+        noteRetransmitted(upTo: seqAdd(probe.segment.sequence, probe.sequenceLength))
         backOff()
         rtoDeadline = now &+ rto
         guard probe.sequenceLength > 0 else { return }
-        stampACK(&probe)
+        stampACK(&probe.segment)
         emit(probe, into: &segments)
     }
 
     /// New data (and the FIN) within the peer's and the congestion window,
     /// from `sendPointer`. True if anything was emitted.
-    func sendData(now: UInt64, into segments: inout [TCPSegment]) -> Bool {
+    func sendData(now: UInt64, into segments: inout [TCPOutgoing]) -> Bool {
         let mss = effectiveMSS
         var emitted = false
         while true {
@@ -881,14 +926,14 @@ public final class TCPConnection {
             let to = seqAdd(from, segment.sequenceLength)
             sendPointer = to
             sent(from: from, to: to, now: now)
-            stampACK(&segment)
+            stampACK(&segment.segment)
             emit(segment, into: &segments)
             emitted = true
             if fin { break }
         }
         // PSH on the last data segment of the burst.
-        if emitted, let last = segments.indices.last, !segments[last].payload.isEmpty {
-            segments[last].flags.insert(.psh)
+        if emitted, let last = segments.indices.last, segments[last].payloadCount > 0 {
+            segments[last].segment.flags.insert(.psh)
         }
         return emitted
     }
@@ -913,18 +958,15 @@ public final class TCPConnection {
 
     /// A segment at `sequence` with up to `count` bytes of the send buffer,
     /// and the FIN if it ends where the FIN goes and `finAllowed`.
-    func makeSegment(at sequence: UInt32, count: Int, finAllowed: Bool) -> TCPSegment {
+    func makeSegment(at sequence: UInt32, count: Int, finAllowed: Bool) -> TCPOutgoing {
         let offset = max(0, seqDiff(sequence, sendBufferSequence))
         let available = max(0, unacknowledgedBytes - offset)
         let length = min(max(0, count), available)
         var segment = TCPSegment(
             sourcePort: local.port, destinationPort: remote.port, sequence: sequence, acknowledgement: 0,
             flags: [.ack], window: 0)
-        if length > 0 {
-            segment.payload = sendBuffer.bytes(from: offset, count: length)
-        }
         if finAllowed && finQueued && seqAdd(sequence, length) == finSequence { segment.flags.insert(.fin) }
-        return segment
+        return TCPOutgoing(segment: segment, payloadOffset: offset, payloadCount: length)
     }
 
     /// Fills in ACK and window, and notes that whatever ACK was owed is sent.
@@ -938,7 +980,11 @@ public final class TCPConnection {
         segmentsAwaitingAck = 0
     }
 
-    func emit(_ segment: TCPSegment, into segments: inout [TCPSegment]) {
+    func emit(_ segment: TCPSegment, into segments: inout [TCPOutgoing]) {
+        emit(TCPOutgoing(segment: segment), into: &segments)
+    }
+
+    func emit(_ segment: TCPOutgoing, into segments: inout [TCPOutgoing]) {
         counters.segmentsSent += 1
         segments.append(segment)
     }

@@ -68,6 +68,17 @@ public struct TCPSegment: Equatable {
     public static func parse(
         _ packet: [UInt8], at offset: Int, count: Int, source: IPv4Address, destination: IPv4Address
     ) throws(NetParseError) -> TCPSegment {
+        var (segment, payload) = try parseHeader(packet, at: offset, count: count, source: source, destination: destination)
+        segment.payload = [UInt8](copying: packet[payload])
+        return segment
+    }
+
+    /// ``parse(_:at:count:source:destination:)`` without copying the payload:
+    /// the segment's `payload` is empty, and where the payload lies in
+    /// `packet` comes with it (the stack copies it once, into the receive buffer).
+    static func parseHeader(
+        _ packet: [UInt8], at offset: Int, count: Int, source: IPv4Address, destination: IPv4Address
+    ) throws(NetParseError) -> (segment: TCPSegment, payload: Range<Int>) {
         guard offset >= 0, count >= 0, packet.count - offset >= count else { throw .truncated }
         guard count >= headerSize else { throw .truncated }
         let dataOffset = Int(packet[offset + 12] >> 4) * 4
@@ -97,12 +108,13 @@ public struct TCPSegment: Equatable {
             }
             index += length
         }
-        return TCPSegment(
+        let segment = TCPSegment(
             sourcePort: readUInt16(packet, offset), destinationPort: readUInt16(packet, offset + 2),
             sequence: UInt32(readUInt16(packet, offset + 4)) << 16 | UInt32(readUInt16(packet, offset + 6)),
             acknowledgement: UInt32(readUInt16(packet, offset + 8)) << 16 | UInt32(readUInt16(packet, offset + 10)),
             flags: TCPFlags(rawValue: packet[offset + 13]), window: readUInt16(packet, offset + 14),
-            maximumSegmentSize: mss, payload: [UInt8](copying: packet[optionsEnd..<(offset + count)]))
+            maximumSegmentSize: mss)
+        return (segment, optionsEnd..<(offset + count))
     }
 
     /// Appends header (+ MSS option when set, padded to a 4-byte multiple) and
@@ -124,6 +136,21 @@ public struct TCPSegment: Equatable {
     /// Writes the segment, checksum computed, into the `encodedSize` bytes at
     /// `destination` (for callers that build a frame in place).
     public func write(into destination: UnsafeMutableRawPointer, source: IPv4Address, destination target: IPv4Address) {
+        payload.withUnsafeBytes { bytes in
+            write(into: destination, source: source, destination: target, payloadCount: bytes.count) { start in
+                if let base = bytes.baseAddress { start.copyMemory(from: base, byteCount: bytes.count) }
+            }
+        }
+    }
+
+    /// ``write(into:source:destination:)`` with a payload of `payloadCount`
+    /// bytes that `writePayload` puts at the pointer it is given, in place of
+    /// ``payload`` (ignored): for a payload that lives elsewhere (a TCP send
+    /// buffer), copied once into the frame.
+    func write(
+        into destination: UnsafeMutableRawPointer, source: IPv4Address, destination target: IPv4Address,
+        payloadCount: Int, writePayload: (UnsafeMutableRawPointer) -> Void
+    ) {
         let headerLength = self.headerLength
         destination.storeBytes(of: sourcePort.bigEndian, toByteOffset: 0, as: UInt16.self)
         destination.storeBytes(of: destinationPort.bigEndian, toByteOffset: 2, as: UInt16.self)
@@ -138,10 +165,8 @@ public struct TCPSegment: Equatable {
             destination.storeBytes(of: 4, toByteOffset: 21, as: UInt8.self)
             destination.storeBytes(of: mss.bigEndian, toByteOffset: 22, as: UInt16.self)
         }
-        payload.withUnsafeBytes { bytes in
-            if let base = bytes.baseAddress { (destination + headerLength).copyMemory(from: base, byteCount: bytes.count) }
-        }
-        let length = headerLength + payload.count
+        if payloadCount > 0 { writePayload(destination + headerLength) }
+        let length = headerLength + payloadCount
         let pseudo = Self.pseudoHeaderSum(source: source, destination: target, length: length)
         let checksum = ~InternetChecksum.fold(
             InternetChecksum.sumFast(UnsafeRawPointer(destination), count: length, initial: pseudo))

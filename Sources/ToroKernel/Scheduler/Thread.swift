@@ -234,6 +234,9 @@ public final class Thread: RunQueueElement, WaiterListElement {
     public static func park(untilDeadline deadline: UInt64) {
         guard CPU.timestamp() < deadline else { return }
         let me = running
+        // A permit already left (an unpark that raced the caller's check):
+        // return at once, without adding a timer only to cancel it.
+        if me._withUnsafeGuaranteedRef({ $0.parking.consumeIfNotified() }) { return }
         let timer = Timers.add(deadline: deadline, .call(parkTimeout, UInt(bitPattern: me.toOpaque())))
         park()
         Timers.cancel(timer)

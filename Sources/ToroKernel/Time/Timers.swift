@@ -25,7 +25,7 @@ public enum Timers {
         Interrupts.withDisabled {
             CoreTimers.withCurrent { queue in
                 let id = queue.timers.insert(deadline: deadline, action)
-                if queue.timers.earliestDeadline == deadline {
+                if queue.timers.earliestDeadline == deadline && max(deadline, 1) != kernel_cpu_local_timer_deadline() {
                     LocalAPIC.armTimer(deadlineTSC: deadline)
                 }
                 return id
@@ -115,10 +115,17 @@ public enum Timers {
         rearm(queue)
     }
 
+    /// Arms for the queue's earliest deadline, or disarms, unless the
+    /// hardware already is in that state: programming the timer is an MSR
+    /// write, a VM exit, and cancelling a timer that was not the earliest
+    /// (a `park(untilDeadline:)` woken early, the usual case) changes nothing.
+    /// The per-CPU deadline is the armed one, or 0 once it fired or was
+    /// disarmed (the local APIC's handler clears it before running ours).
     private static func rearm(_ queue: CoreTimers) {
+        let armed = kernel_cpu_local_timer_deadline()
         if let next = queue.timers.earliestDeadline {
-            LocalAPIC.armTimer(deadlineTSC: next)
-        } else {
+            if max(next, 1) != armed { LocalAPIC.armTimer(deadlineTSC: next) }
+        } else if armed != 0 {
             LocalAPIC.disarmTimer()
         }
     }

@@ -156,8 +156,24 @@ public final class VirtioNetDriver {
         return posted
     }
 
+    /// Writes one frame of `size` bytes (at most ``maximumFrame``) straight
+    /// into a free transmit buffer with `write`, and places it; false, with
+    /// nothing written, when no buffer is free (it does not wait) or the
+    /// frame is too long. The frame goes with the next ``send(frames:)`` or
+    /// ``publishTransmitted()``, in the order placed.
+    public func place(frameOfSize size: Int, _ write: (UnsafeMutableRawPointer) -> Void) -> Bool {
+        guard size <= Self.maximumFrame else { return false }
+        if freeTransmit.isEmpty { reclaimTransmitted() }
+        guard let id = freeTransmit.popLast() else { return false }
+        let buffer = UnsafeMutableRawPointer(bitPattern: transmitQueue.buffer(id))!
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: Self.headerSize)
+        write(buffer + Self.headerSize)
+        transmitQueue.place(id, length: Self.headerSize + size, deviceWrites: false)
+        return true
+    }
+
     /// Publishes the placed transmit buffers and notifies if the device asks.
-    private func publishTransmitted() {
+    public func publishTransmitted() {
         guard transmitQueue.publish() else { return }
         if transmitQueue.deviceWantsNotification { transport.notify(Self.transmitQueueIndex) }
     }
@@ -172,9 +188,18 @@ public final class VirtioNetDriver {
     /// virtio headers; empty if none has arrived. Their buffers go back to
     /// the device together, with at most one notification.
     public func receive(maximum: Int) -> [[UInt8]] {
-        reclaimTransmitted()
         var frames: [[UInt8]] = []
-        while frames.count < maximum, let (id, length) = receiveQueue.takeUsed() {
+        receive(into: &frames, maximum: maximum)
+        return frames
+    }
+
+    /// ``receive(maximum:)``, appending to `frames` (up to `maximum` of
+    /// them): a caller that keeps its array across polls allocates only
+    /// the frames themselves.
+    public func receive(into frames: inout [[UInt8]], maximum: Int) {
+        reclaimTransmitted()
+        let start = frames.count
+        while frames.count - start < maximum, let (id, length) = receiveQueue.takeUsed() {
             // A device that names a descriptor it was never given is ignored.
             guard id >= 0 && id < receiveQueue.size else { continue }
             let count = min(max(length - Self.headerSize, 0), Self.maximumFrame)
@@ -182,12 +207,11 @@ public final class VirtioNetDriver {
             frames.append([UInt8](copying: start, count: count))
             receiveQueue.place(id, length: Self.headerSize + Self.maximumFrame, deviceWrites: true)
         }
-        guard !frames.isEmpty else { return frames }
+        guard frames.count > start else { return }
         receiveQueue.publish()
         // §2.7.10: the device suppresses receive notifications while it has
         // buffers; it asks again only once it has run out.
         if receiveQueue.deviceWantsNotification { transport.notify(Self.receiveQueueIndex) }
-        return frames
     }
 
     /// Takes back the transmit descriptors the device has finished with.
