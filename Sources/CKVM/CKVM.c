@@ -43,6 +43,7 @@ const unsigned long CKVM_SET_SREGS = KVM_SET_SREGS;
 const unsigned long CKVM_SET_FPU = KVM_SET_FPU;
 const unsigned long CKVM_SET_CPUID2 = KVM_SET_CPUID2;
 const unsigned long CKVM_SET_MP_STATE = KVM_SET_MP_STATE;
+const unsigned long CKVM_GET_MP_STATE = KVM_GET_MP_STATE;
 const unsigned long CKVM_GET_TSC_KHZ = KVM_GET_TSC_KHZ;
 const unsigned long CKVM_GET_STATS_FD = KVM_GET_STATS_FD;
 

@@ -65,6 +65,7 @@ extern const unsigned long CKVM_SET_SREGS;
 extern const unsigned long CKVM_SET_FPU;
 extern const unsigned long CKVM_SET_CPUID2;
 extern const unsigned long CKVM_SET_MP_STATE;
+extern const unsigned long CKVM_GET_MP_STATE;
 extern const unsigned long CKVM_GET_TSC_KHZ;
 extern const unsigned long CKVM_GET_STATS_FD;
 

@@ -90,13 +90,9 @@ public final class VCPU: @unchecked Sendable {
     /// kernel for an interrupt. KVM_GET_MP_STATE is a vCPU ioctl: call it on the vCPU's thread.
     public func isHalted() throws(KVMError) -> Bool {
         var state = kvm_mp_state(mp_state: 0)
-        try kvmCall("KVM_GET_MP_STATE") { ckvm_ioctl_ptr(fd, VCPU.getMPState, &state) }
+        try kvmCall("KVM_GET_MP_STATE") { ckvm_ioctl_ptr(fd, CKVM_GET_MP_STATE, &state) }
         return state.mp_state == UInt32(KVM_MP_STATE_HALTED)
     }
-
-    /// KVM_GET_MP_STATE, _IOR(KVMIO, 0x98, struct kvm_mp_state): CKVM does not export it
-    /// (yet); the value is fixed by the kernel's ABI and `kvm_mp_state` is 4 bytes.
-    static let getMPState: UInt = 0x8004_AE98
 
     /// The guest TSC frequency in kHz, or nil when KVM cannot tell.
     public func tscKHz() -> UInt64? {
