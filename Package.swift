@@ -4,7 +4,53 @@
 // library, the `toro-vmm` command and the tests. The guest kernel under
 // Sources/ToroKernel is Embedded Swift for x86_64-unknown-none-elf and is built
 // by scripts/build-image.sh (see the Makefile), not by this manifest.
+import Foundation
 import PackageDescription
+
+/// The kernel files that are plain Swift with no kernel imports: built for the
+/// host as ToroKernelPortable (and unit-tested there), and into every image.
+let kernelPortableSources = [
+    "Memory/FreeListAllocator.swift",
+    "Memory/BlockHeader.swift",
+    "Memory/RemoteFreeList.swift",
+    "Memory/CoreHeap.swift",
+    "Memory/PageRun.swift",
+    "Memory/PageRunAllocator.swift",
+    "Memory/PageTableEntry.swift",
+    "Boot/KernelCommandLine.swift",
+    "Time/TSCConversion.swift",
+    "Time/TimerQueue.swift",
+    "Arch/Descriptors.swift",
+    "Arch/TickRatio.swift",
+    "Scheduler/RunQueue.swift",
+    "Scheduler/IncomingQueue.swift",
+    "Scheduler/CoreRunQueues.swift",
+    "Scheduler/WaiterList.swift",
+    "Scheduler/ParkPermit.swift",
+    "Scheduler/PollState.swift",
+    "Scheduler/ThreadState.swift",
+    "Net/Packets.swift",
+    "Net/TCPSegment.swift",
+    "Net/TCPConnection.swift",
+    "Net/TCPByteRing.swift",
+    "Net/UDPDatagram.swift",
+    "Net/ByteCopy.swift",
+    "Net/NetStackCore.swift",
+]
+
+/// Every file under `folder` (relative to the package) except `kept`: what a
+/// target that takes a few files of a folder excludes, so that SwiftPM does
+/// not warn about the rest. Computed, so a new kernel file needs no edit here.
+func everything(in folder: String, except kept: [String]) -> [String] {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(folder)
+    guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey]) else { return [] }
+    var excluded: [String] = []
+    for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+        let relative = String(url.standardizedFileURL.path.dropFirst(root.standardizedFileURL.path.count + 1))
+        if !kept.contains(relative) { excluded.append(relative) }
+    }
+    return excluded.sorted()
+}
 
 let package = Package(
     name: "toro",
@@ -29,34 +75,8 @@ let package = Package(
         .target(
             name: "ToroKernelPortable",
             path: "Sources/ToroKernel",
-            sources: [
-                "Memory/FreeListAllocator.swift",
-                "Memory/BlockHeader.swift",
-                "Memory/RemoteFreeList.swift",
-                "Memory/CoreHeap.swift",
-                "Memory/PageRun.swift",
-                "Memory/PageRunAllocator.swift",
-                "Memory/PageTableEntry.swift",
-                "Boot/KernelCommandLine.swift",
-                "Time/TSCConversion.swift",
-                "Time/TimerQueue.swift",
-                "Arch/Descriptors.swift",
-                "Arch/TickRatio.swift",
-                "Scheduler/RunQueue.swift",
-                "Scheduler/IncomingQueue.swift",
-                "Scheduler/CoreRunQueues.swift",
-                "Scheduler/WaiterList.swift",
-                "Scheduler/ParkPermit.swift",
-                "Scheduler/PollState.swift",
-                "Scheduler/ThreadState.swift",
-                "Net/Packets.swift",
-                "Net/TCPSegment.swift",
-                "Net/TCPConnection.swift",
-                "Net/TCPByteRing.swift",
-                "Net/UDPDatagram.swift",
-                "Net/ByteCopy.swift",
-                "Net/NetStackCore.swift",
-            ]
+            exclude: everything(in: "Sources/ToroKernel", except: kernelPortableSources),
+            sources: kernelPortableSources
         ),
         // The WebServer example's HTTP/1.1 core (parsing, responses, the per-connection
         // engine, the pages): plain Swift with no imports, built into the WebServer
