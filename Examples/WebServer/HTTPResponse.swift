@@ -83,53 +83,36 @@ public struct HTTPResponse: Sendable {
     /// unless `includeBody` is false (a HEAD: Content-Length still gives the size
     /// of the body a GET would get, RFC 9110 §9.3.2).
     public func serialized(close: Bool, includeBody: Bool) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(160 + (includeBody ? body.count : 0))
-        bytes.append(contentsOf: "HTTP/1.1 ".utf8)
-        appendDecimal(status.code, to: &bytes)
-        bytes.append(ASCII.sp)
-        bytes.append(contentsOf: status.reason.utf8)
-        appendLine("Server", "toro-swift", to: &bytes)
-        appendLine("Content-Type", contentType, to: &bytes)
-        bytes.append(contentsOf: "\r\nContent-Length: ".utf8)
-        appendDecimal(body.count, to: &bytes)
+        // Measured, then written in one pass of block copies: appending
+        // String.UTF8Views to an Array goes a byte at a time in the kernel's
+        // -Osize build, and every response is built at start-up.
+        var pieces: [String] = [
+            "HTTP/1.1 ", String(status.code), " ", status.reason, "\r\nServer: toro-swift\r\nContent-Type: ", contentType,
+            "\r\nContent-Length: ", String(body.count),
+        ]
         for field in fields {
-            appendLine(field.name, field.value, to: &bytes)
+            pieces.append("\r\n")
+            pieces.append(field.name)
+            pieces.append(": ")
+            pieces.append(field.value)
         }
-        appendLine("Connection", close ? "close" : "keep-alive", to: &bytes)
-        bytes.append(contentsOf: "\r\n\r\n".utf8)
-        return includeBody ? concatenated(bytes, body) : bytes
-    }
-
-    /// CRLF (ending the line before), then "name: value".
-    func appendLine(_ name: String, _ value: String, to bytes: inout [UInt8]) {
-        bytes.append(contentsOf: "\r\n".utf8)
-        bytes.append(contentsOf: name.utf8)
-        bytes.append(contentsOf: ": ".utf8)
-        bytes.append(contentsOf: value.utf8)
-    }
-}
-
-/// `head` followed by `tail`, copied in two blocks. (In the kernel's -Osize
-/// build, `append(contentsOf:)` copies bytes one at a time, which a 64 KiB page
-/// turns into half a million emulated instructions; `copyMemory` is one memmove.)
-func concatenated(_ head: [UInt8], _ tail: [UInt8]) -> [UInt8] {
-    let total = head.count + tail.count
-    return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-        let base = UnsafeMutableRawPointer(buffer.baseAddress!)
-        head.withUnsafeBytes { if $0.count > 0 { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-        tail.withUnsafeBytes { if $0.count > 0 { (base + head.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-        initialized = total
-    }
-}
-
-/// `value` (not negative) in decimal ASCII.
-func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
-    var divisor = 1
-    while value / divisor >= 10 { divisor *= 10 }
-    while divisor > 0 {
-        bytes.append(ASCII.zero + UInt8(truncatingIfNeeded: (value / divisor) % 10))
-        divisor /= 10
+        pieces.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
+        var total = includeBody ? body.count : 0
+        for piece in pieces { total += piece.utf8.count }
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            var offset = 0
+            for var piece in pieces {
+                piece.withUTF8 { bytes in
+                    if let start = bytes.baseAddress, bytes.count > 0 { (base + offset).copyMemory(from: start, byteCount: bytes.count) }
+                    offset += bytes.count
+                }
+            }
+            if includeBody {
+                body.withUnsafeBytes { if let start = $0.baseAddress, $0.count > 0 { (base + offset).copyMemory(from: start, byteCount: $0.count) } }
+            }
+            initialized = total
+        }
     }
 }
 

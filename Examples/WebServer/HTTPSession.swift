@@ -253,15 +253,23 @@ public struct HTTPSession: Sendable {
 
 /// `head` followed by `tail[start...]`, copied in two blocks.
 func concatenated(_ head: [UInt8], _ tail: [UInt8], from start: Int) -> [UInt8] {
-    let tailCount = tail.count - start
-    let total = head.count + tailCount
+    head.withUnsafeBytes { headBytes in
+        tail.withUnsafeBytes { tailBytes in
+            concatenated(headBytes, UnsafeRawBufferPointer(rebasing: tailBytes[start...]))
+        }
+    }
+}
+
+/// `head` followed by `tail`, copied in two blocks. (In the kernel's -Osize
+/// build, Array's `append(contentsOf:)` and generic initialisers copy bytes one
+/// at a time; `copyMemory` is one memmove.)
+func concatenated(_ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer) -> [UInt8] {
+    let total = head.count + tail.count
     return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
         if total > 0 {
             let base = UnsafeMutableRawPointer(buffer.baseAddress!)
-            head.withUnsafeBytes { if $0.count > 0 { base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-            tail.withUnsafeBytes {
-                if tailCount > 0 { (base + head.count).copyMemory(from: $0.baseAddress! + start, byteCount: tailCount) }
-            }
+            if let start = head.baseAddress, head.count > 0 { base.copyMemory(from: start, byteCount: head.count) }
+            if let start = tail.baseAddress, tail.count > 0 { (base + head.count).copyMemory(from: start, byteCount: tail.count) }
         }
         initialized = total
     }

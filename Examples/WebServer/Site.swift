@@ -163,6 +163,7 @@ public final class Site: Sendable {
     /// The body of /big: 1024 lines of 64 bytes, line N being N in five decimal
     /// digits, a space, 57 letters of the alphabet starting at letter N mod 26,
     /// and LF. Written in place, the letters of each line in one block copy.
+    /// (Built once at start-up, so it is on the path of a cold start.)
     public static func bigPageBody() -> [UInt8] {
         let lineLength = 64
         let letters = lineLength - 7
@@ -175,10 +176,18 @@ public final class Site: Sendable {
                 let base = buffer.baseAddress!
                 for line in 0..<(bigPageSize / lineLength) {
                     let start = base + line * lineLength
-                    var divisor = 10000
-                    for digit in 0..<5 {
-                        start[digit] = ASCII.zero + UInt8(truncatingIfNeeded: (line / divisor) % 10)
-                        divisor /= 10
+                    // The line number: the previous line's plus one, counted in
+                    // ASCII (a division per digit is dear when emulated).
+                    if line == 0 {
+                        for digit in 0..<5 { start[digit] = ASCII.zero }
+                    } else {
+                        for digit in 0..<5 { start[digit] = start[digit - lineLength] }
+                        var digit = 4
+                        while start[digit] == ASCII.zero + 9 {
+                            start[digit] = ASCII.zero
+                            digit -= 1
+                        }
+                        start[digit] += 1
                     }
                     start[5] = ASCII.sp
                     UnsafeMutableRawPointer(start + 6).copyMemory(from: source.baseAddress! + line % 26, byteCount: letters)
