@@ -35,15 +35,7 @@ final class EchoTests: XCTestCase {
         }
         let namespace = try TestNetworkNamespace.open(prefix: "conn", tap: "torotapc")
         defer { namespace.delete() }
-        // A one-shot server at 10.77.0.1:9000 that answers a line with "got: LINE".
-        let server = try namespace.start(python, ["-c", """
-            import socket
-            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("10.77.0.1", 9000)); s.listen(1); s.settimeout(30)
-            c, _ = s.accept(); c.settimeout(10)
-            line = c.makefile("rb").readline()
-            c.sendall(b"got: " + line); c.close()
-            """])
+        let server = try namespace.start(python, ["-c", Self.oneShotServer(at: "10.77.0.1")])
         defer { if server.isRunning { server.terminate() } }
         usleep(500_000)
         let result = try namespace.runVMM(
@@ -54,5 +46,46 @@ final class EchoTests: XCTestCase {
             [image, "--cmdline", "ip=10.77.0.2/24 connect=10.77.0.1:9001", "--net", "tap=torotapc", "--timeout", "40"])
         XCTAssertEqual(refused.status, 3, refused.stdout)
         XCTAssertTrue(refused.stdout.contains("echo: connect failed: refused"), refused.stdout)
+    }
+
+    /// A one-shot TCP server at `address`:9000 that answers a line with "got: LINE".
+    static func oneShotServer(at address: String) -> String {
+        """
+        import socket
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("\(address)", 9000)); s.listen(1); s.settimeout(30)
+        c, _ = s.accept(); c.settimeout(10)
+        line = c.makefile("rb").readline()
+        c.sendall(b"got: " + line); c.close()
+        """
+    }
+
+    /// `gw=`: a server on another network (10.88.0.1, an address of the
+    /// namespace's loopback) is reached through the namespace's TAP address as
+    /// the gateway; without `gw=` the guest has no route to it.
+    func testTheGatewayReachesAnotherNetwork() throws {
+        try VMMHarness.requireKVM()
+        let image = try VMMHarness.requireImage("Echo")
+        guard let python = TestNetworkNamespace.executable(["/usr/bin/python3", "/bin/python3"]) else {
+            return try TestNetworkNamespace.skip("python3 is missing (the test's TCP server)")
+        }
+        let namespace = try TestNetworkNamespace.open(prefix: "gw", tap: "torotapg")
+        defer { namespace.delete() }
+        for arguments in [["link", "set", "lo", "up"], ["addr", "add", "10.88.0.1/32", "dev", "lo"]] {
+            let (status, output) = try namespace.ip(arguments)
+            guard status == 0 else { return try TestNetworkNamespace.skip("ip \(arguments.joined(separator: " ")): \(output)") }
+        }
+        let server = try namespace.start(python, ["-c", Self.oneShotServer(at: "10.88.0.1")])
+        defer { if server.isRunning { server.terminate() } }
+        usleep(500_000)
+        let routed = try namespace.runVMM(
+            [image, "--cmdline", "ip=10.77.0.2/24 gw=10.77.0.1 connect=10.88.0.1:9000", "--net", "tap=torotapg",
+             "--timeout", "40"])
+        XCTAssertEqual(routed.status, 0, routed.stdout + routed.stderr)
+        XCTAssertTrue(routed.stdout.contains("echo: reply got: hello from toro"), routed.stdout)
+        let unrouted = try namespace.runVMM(
+            [image, "--cmdline", "ip=10.77.0.2/24 connect=10.88.0.1:9000", "--net", "tap=torotapg", "--timeout", "40"])
+        XCTAssertEqual(unrouted.status, 3, "no gateway, no route: the connect fails at once\n" + unrouted.stdout)
+        XCTAssertTrue(unrouted.stdout.contains("echo: connect failed: unreachable"), unrouted.stdout)
     }
 }

@@ -259,6 +259,8 @@ final class NetStackCoreTests: XCTestCase {
         XCTAssertTrue(core.sendUDP([1], from: 5000, to: TCPEndpoint(address: IPv4Address(192, 0, 2, 9), port: 53), now: now))
         XCTAssertTrue(core.poll(now: now).isEmpty)
         XCTAssertEqual(core.counters.noRoute, 1)
+        XCTAssertNil(core.nextHop(to: IPv4Address(192, 0, 2, 9)))
+        XCTAssertEqual(core.nextHop(to: clientIP), clientIP)
     }
 
     func testAnUnansweredARPIsRepeatedThenItsPacketsDropped() {

@@ -441,12 +441,7 @@ public final class NetStackCore {
         protocolNumber: UInt8, to destination: IPv4Address, transportSize: Int, now: UInt64,
         body: (inout ByteWriter) -> Void
     ) {
-        let nextHop: IPv4Address
-        if interface.isOnLink(destination) {
-            nextHop = destination
-        } else if let gateway {
-            nextHop = gateway
-        } else {
+        guard let nextHop = nextHop(to: destination) else {
             counters.noRoute += 1
             return
         }
@@ -537,6 +532,13 @@ public final class NetStackCore {
         for (address, asked) in stillWanted where now &- asked >= configuration.arpRetry {
             askARP(for: address, now: now, force: true)
         }
+    }
+
+    /// Where a packet to `destination` goes first: itself when on link, else
+    /// the gateway; nil when there is no route.
+    public func nextHop(to destination: IPv4Address) -> IPv4Address? {
+        if interface.isOnLink(destination) { return destination }
+        return gateway
     }
 
     // MARK: - TCP for applications

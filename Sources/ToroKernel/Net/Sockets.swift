@@ -18,6 +18,8 @@ public enum SocketError: Error, Equatable {
     case portInUse
     /// No ephemeral port is free for another connection to that peer.
     case noPorts
+    /// No route to the address: not on the interface's network, and no `gw=`.
+    case unreachable
     /// A UDP payload that does not fit one packet.
     case tooLarge
 
@@ -96,6 +98,7 @@ public final class TCPStream {
 
     /// Opens a connection to `remote` and waits for the handshake.
     public static func connect(on stack: NetworkStack, to remote: TCPEndpoint, timeout: UInt64? = nil) throws(SocketError) -> TCPStream {
+        guard stack.withEngine({ $0.nextHop(to: remote.address) }) != nil else { throw .unreachable }
         guard let connection = stack.withEngine({ $0.connect(to: remote, now: Clock.now) }) else { throw .noPorts }
         stack.kick()
         let stream = TCPStream(stack: stack, connection: connection)

@@ -53,7 +53,8 @@ struct Echo {
             print("echo: reply \(String(decoding: reply, as: UTF8.self))", terminator: "")
             Kernel.exit(status: 0)
         } catch {
-            print("echo: connect failed: \(error == .refused ? "refused" : error == .timedOut ? "timed out" : "error")")
+            let reason = error == .refused ? "refused" : error == .timedOut ? "timed out" : error == .unreachable ? "unreachable" : "error"
+            print("echo: connect failed: \(reason)")
             Kernel.exit(status: 3)
         }
     }
