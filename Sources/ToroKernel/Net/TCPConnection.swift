@@ -200,23 +200,11 @@ public final class TCPConnection {
     /// Passive open: `syn` is a SYN (no ACK) that arrived for a listening
     /// port. State synReceived; the SYN-ACK (with our MSS) is produced by the
     /// next `output(now:)`.
-    public init(
+    public convenience init(
         acceptingSYN syn: TCPSegment, local: TCPEndpoint, remote: TCPEndpoint, initialSequence: UInt32, now: UInt64,
         configuration: TCPConfiguration
     ) {
-        self.local = local
-        self.remote = remote
-        self.configuration = configuration
-        passive = true
-        state = .synReceived
-        iss = initialSequence
-        sndUna = initialSequence
-        sndNxt = initialSequence
-        sendPointer = initialSequence
-        retransmittedHigh = initialSequence
-        sendBufferSequence = initialSequence &+ 1
-        rto = configuration.initialRTO
-        lastReceived = now
+        self.init(local: local, remote: remote, passive: true, initialSequence: initialSequence, now: now, configuration: configuration)
         counters.segmentsReceived = 1
         irs = syn.sequence
         rcvNxt = syn.sequence &+ 1
@@ -229,15 +217,25 @@ public final class TCPConnection {
     }
 
     /// Active open: state synSent; the SYN comes from the next `output(now:)`.
-    public init(
+    public convenience init(
         connectingFrom local: TCPEndpoint, to remote: TCPEndpoint, initialSequence: UInt32, now: UInt64,
+        configuration: TCPConfiguration
+    ) {
+        self.init(local: local, remote: remote, passive: false, initialSequence: initialSequence, now: now, configuration: configuration)
+        setPeerMSS(nil)
+    }
+
+    /// What both opens share: our side of the sequence space starts at
+    /// `initialSequence`, nothing sent yet.
+    private init(
+        local: TCPEndpoint, remote: TCPEndpoint, passive: Bool, initialSequence: UInt32, now: UInt64,
         configuration: TCPConfiguration
     ) {
         self.local = local
         self.remote = remote
         self.configuration = configuration
-        passive = false
-        state = .synSent
+        self.passive = passive
+        state = passive ? .synReceived : .synSent
         iss = initialSequence
         sndUna = initialSequence
         sndNxt = initialSequence
@@ -246,7 +244,6 @@ public final class TCPConnection {
         sendBufferSequence = initialSequence &+ 1
         rto = configuration.initialRTO
         lastReceived = now
-        setPeerMSS(nil)
     }
 
     // MARK: - Public state
