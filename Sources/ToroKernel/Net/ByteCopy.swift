@@ -125,14 +125,8 @@ extension IPv4Header {
         writer.put16(0)
         writer.put32(source.value)
         writer.put32(destination.value)
-        var total: UInt32 = 0
-        var index = start
-        while index < start + Self.minimumSize {
-            total &+= UInt32(writer.base[index]) << 8 | UInt32(writer.base[index + 1])
-            index += 2
-        }
-        while total >> 16 != 0 { total = (total & 0xFFFF) + (total >> 16) }
-        writer.patch16(~UInt16(truncatingIfNeeded: total), at: start + 10)
+        let sum = InternetChecksum.sumFast(UnsafeRawPointer(writer.base + start), count: Self.minimumSize)
+        writer.patch16(~InternetChecksum.fold(sum), at: start + 10)
     }
 }
 

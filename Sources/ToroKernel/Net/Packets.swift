@@ -117,7 +117,9 @@ public struct IPv4Interface: Equatable {
 /// complement sum of 16-bit big-endian words (an odd last byte is padded).
 public enum InternetChecksum {
     /// The ones' complement sum of `count` bytes from `offset`, not yet folded
-    /// or complemented (add several with `initial`).
+    /// or complemented (add several with `initial`): RFC 1071 word by word, the
+    /// plain definition that ``sumFast(_:from:count:initial:)`` (which every
+    /// caller uses) is tested against.
     public static func sum(_ bytes: [UInt8], from offset: Int, count: Int, initial: UInt32 = 0) -> UInt32 {
         var total = initial
         var index = offset
@@ -132,9 +134,7 @@ public enum InternetChecksum {
 
     /// The checksum to store: the complement of the folded sum.
     public static func compute(_ bytes: [UInt8], from offset: Int, count: Int) -> UInt16 {
-        var total = sum(bytes, from: offset, count: count)
-        while total >> 16 != 0 { total = (total & 0xFFFF) + (total >> 16) }
-        return ~UInt16(truncatingIfNeeded: total)
+        ~fold(sumFast(bytes, from: offset, count: count))
     }
 
     /// True when the bytes, checksum field included, verify (compute gives 0).
@@ -414,22 +414,10 @@ public struct IPv4Header: Equatable {
         return header
     }
 
-    /// Appends a 20-byte header (no options) with its checksum computed.
+    /// Appends a 20-byte header (no options) with its checksum computed
+    /// (``write(to:)`` does the work).
     public func append(to frame: inout [UInt8]) {
-        let start = frame.count
-        frame.append(0x45)
-        frame.append(typeOfService)
-        appendUInt16(&frame, UInt16(truncatingIfNeeded: totalLength))
-        appendUInt16(&frame, identification)
-        appendUInt16(&frame, flagsAndOffset)
-        frame.append(timeToLive)
-        frame.append(protocolNumber)
-        appendUInt16(&frame, 0)
-        source.append(to: &frame)
-        destination.append(to: &frame)
-        let checksum = InternetChecksum.compute(frame, from: start, count: Self.minimumSize)
-        frame[start + 10] = UInt8(truncatingIfNeeded: checksum >> 8)
-        frame[start + 11] = UInt8(truncatingIfNeeded: checksum)
+        frame += [UInt8].frame(size: Self.minimumSize) { write(to: &$0) }
     }
 }
 
