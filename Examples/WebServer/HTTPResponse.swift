@@ -143,12 +143,8 @@ public struct PreparedResponse: Sendable {
 }
 
 /// The response for refusing a connection beyond the server's limit: 503, with
-/// `Connection: close` and `Retry-After: 1`. Built on each call; `Site` keeps a
-/// prebuilt copy (`Site.serviceUnavailableResponse`) for the server to use.
-public func serviceUnavailableResponse() -> [UInt8] {
-    makeServiceUnavailableResponse()
-}
-
+/// `Connection: close` and `Retry-After: 1`. `Site` builds it once
+/// (`Site.serviceUnavailableResponse`) for the server to use.
 func makeServiceUnavailableResponse() -> [UInt8] {
     HTTPResponse(status: .serviceUnavailable, text: "service unavailable\n", fields: [HTTPHeaderField("Retry-After", "1")])
         .serialized(close: true, includeBody: true)

@@ -40,8 +40,8 @@ public final class Site: Sendable {
     public let contentTooLarge: PreparedResponse
     public let notImplemented: PreparedResponse
     public let httpVersionNotSupported: PreparedResponse
-    /// The 503 (Connection: close, Retry-After: 1) for a connection beyond the
-    /// server's limit, prebuilt; the same bytes as `serviceUnavailableResponse()`.
+    /// The response for a connection beyond the server's limit (503,
+    /// `Connection: close`, `Retry-After: 1`), prebuilt.
     public let serviceUnavailableResponse: [UInt8]
 
     /// A site serving `routes` (paths compared byte for byte, without the query).

@@ -510,8 +510,7 @@ final class HTTPSessionTests: XCTestCase {
     }
 
     func testServiceUnavailable() {
-        let bytes = serviceUnavailableResponse()
-        XCTAssertEqual(bytes, Self.site.serviceUnavailableResponse)
+        let bytes = Self.site.serviceUnavailableResponse
         let response = checkResponse(bytes, code: 503, close: true)
         XCTAssertEqual(response?.reason, "Service Unavailable")
         XCTAssertEqual(response?.field("Retry-After"), "1")
