@@ -302,18 +302,14 @@ public final class NetStackCore {
     /// table: no connection can have work, and the earliest deadline is the
     /// one the last walk found. (This relies on the contract of
     /// ``touch(_:)``; a walk computes every connection's deadline anyway.)
+    ///
+    /// With `transmit` (the driver's transmit buffers), the frames it builds
+    /// are written there instead of allocated, for as long as `transmit` has
+    /// room; the rest, and frames queued before this poll, go to `frames` as
+    /// usual, after the written ones. Order is kept: once one frame goes to
+    /// `frames`, all later ones do too.
     @discardableResult
-    public func poll(now: UInt64, into frames: inout [[UInt8]]) -> UInt64? {
-        poll(now: now, into: &frames, transmit: nil)
-    }
-
-    /// ``poll(now:into:)``, writing the frames it builds with `transmit`
-    /// (the driver's transmit buffers) instead of allocating each, for as
-    /// long as `transmit` has room; the rest, and frames queued before this
-    /// poll, go to `frames` as usual, after the written ones. Order is kept:
-    /// once one frame goes to `frames`, all later ones do too.
-    @discardableResult
-    public func poll(now: UInt64, into frames: inout [[UInt8]], transmit: NetFrameWriter?) -> UInt64? {
+    public func poll(now: UInt64, into frames: inout [[UInt8]], transmit: NetFrameWriter? = nil) -> UInt64? {
         directTransmit = outbox.isEmpty ? transmit : nil
         defer { directTransmit = nil }
         if !dirty.isEmpty || now >= connectionsEarliest {
