@@ -142,6 +142,20 @@ extension Array {
         while !isEmpty { removeLast() }
     }
 
+    /// Removes the elements `removes` returns true for (it may act on them
+    /// first), keeping the order of the rest: `removeAll(where:)` without the
+    /// generic machinery that is slow in the kernel's -Osize build.
+    mutating func removeInPlace(where removes: (Element) -> Bool) {
+        var kept = 0
+        for index in indices {
+            let element = self[index]
+            if removes(element) { continue }
+            if kept != index { self[kept] = element }
+            kept += 1
+        }
+        truncate(to: kept)
+    }
+
     /// Drops the elements from `count` on, one `removeLast()` at a time (see
     /// ``removeAllKeepingCapacity()``).
     @inline(__always)

@@ -158,16 +158,8 @@ public final class NetworkStack {
 
     private func forget(_ thread: Thread, _ key: WaitKey) {
         state.withLock { state in
-            // An in-place loop: the generic `removeAll(where:)` is slow in the
-            // kernel's -Osize build, and this runs after every park.
-            var kept = 0
-            for index in state.waiters.indices {
-                let waiter = state.waiters[index]
-                if waiter.key == key && waiter.thread === thread { continue }
-                if kept != index { state.waiters[kept] = waiter }
-                kept += 1
-            }
-            state.waiters.truncate(to: kept)
+            // This runs after every park.
+            state.waiters.removeInPlace { $0.key == key && $0.thread === thread }
         }
     }
 
@@ -203,7 +195,14 @@ public final class NetworkStack {
                 state.turns += 1
                 if frames.isEmpty && output.isEmpty && placed == 0 { state.emptyTurns += 1 }
                 if !state.engine.events.isEmpty {
-                    if !state.waiters.isEmpty { Self.takeWoken(&state.waiters, state.engine.events, into: &woken) }
+                    if !state.waiters.isEmpty {
+                        let events = state.engine.events
+                        state.waiters.removeInPlace { waiter in
+                            guard Self.matches(waiter.key, events) else { return false }
+                            woken.append(waiter.thread)
+                            return true
+                        }
+                    }
                     state.engine.clearEvents()
                 }
                 return (deadline, state.stopping)
@@ -236,22 +235,6 @@ public final class NetworkStack {
             }
         }
         if let timer { Timers.cancel(timer) }
-    }
-
-    /// Moves the waiters that `events` concern to `woken`, in place (the
-    /// generic `removeAll(where:)` is slow in the kernel's -Osize build).
-    private static func takeWoken(_ waiters: inout [Waiter], _ events: NetEvents, into woken: inout [Thread]) {
-        var kept = 0
-        for index in waiters.indices {
-            let waiter = waiters[index]
-            if matches(waiter.key, events) {
-                woken.append(waiter.thread)
-                continue
-            }
-            if kept != index { waiters[kept] = waiter }
-            kept += 1
-        }
-        waiters.truncate(to: kept)
     }
 
     private static func matches(_ key: WaitKey, _ events: NetEvents) -> Bool {
