@@ -141,15 +141,11 @@ public final class VirtioNetDriver {
                     reclaimTransmitted()
                 }
             }
-            let id = freeTransmit.removeLast()
-            let buffer = UnsafeMutablePointer<UInt8>(bitPattern: transmitQueue.buffer(id))!
-            for index in 0..<Self.headerSize { buffer[index] = 0 }
-            frame.withUnsafeBytes { bytes in
-                if let base = bytes.baseAddress {
-                    UnsafeMutableRawPointer(buffer + Self.headerSize).copyMemory(from: base, byteCount: bytes.count)
+            _ = place(frameOfSize: frame.count) { destination in
+                frame.withUnsafeBytes { bytes in
+                    if let base = bytes.baseAddress { destination.copyMemory(from: base, byteCount: bytes.count) }
                 }
             }
-            transmitQueue.place(id, length: Self.headerSize + frame.count, deviceWrites: false)
             posted += 1
         }
         publishTransmitted()
