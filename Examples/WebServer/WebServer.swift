@@ -71,28 +71,32 @@ struct WebServer {
 }
 
 struct Options {
-    var port: UInt16 = 80
-    var maximumConnections = 64
-    var keepAliveSeconds = 5
-    var spread = false
-    var seconds: Int? = nil
-    var idleExitSeconds: Int? = nil
+    let port: UInt16
+    let maximumConnections: Int
+    let keepAliveSeconds: Int
+    let spread: Bool
+    let seconds: Int?
+    let idleExitSeconds: Int?
 
     init(_ line: KernelCommandLine) {
-        if let value = line.integer("port") {
-            if value > 0 && value <= 65535 { port = UInt16(value) } else { print("webserver: port=\(value) is not 1-65535; using 80") }
-        }
-        if let value = line.integer("maxconn") {
-            if value > 0 && value <= 4096 { maximumConnections = value } else { print("webserver: maxconn=\(value) is not 1-4096; using 64") }
-        }
-        if let value = line.integer("keepalive") {
-            if value > 0 && value <= 3600 { keepAliveSeconds = value } else { print("webserver: keepalive=\(value) is not 1-3600; using 5") }
-        }
+        port = UInt16(Self.number(line, "port", in: 1...65535) ?? 80)
+        maximumConnections = Self.number(line, "maxconn", in: 1...4096) ?? 64
+        keepAliveSeconds = Self.number(line, "keepalive", in: 1...3600) ?? 5
         let workers = line.choice("workers", of: ["local", "spread"], default: "local")
         if let invalid = workers.invalid { print("webserver: workers=\(invalid) is not local or spread; using local") }
         spread = workers.value == "spread" && BootInfo.current.cpuCount > 1
-        if let value = line.integer("seconds"), value > 0 { seconds = value }
-        if let value = line.integer("idleexit"), value > 0 { idleExitSeconds = value }
+        seconds = Self.number(line, "seconds", in: 1...Int(Int32.max))
+        idleExitSeconds = Self.number(line, "idleexit", in: 1...Int(Int32.max))
+    }
+
+    /// The whole number `key=` gives, if it is in `range`; nil when absent,
+    /// and nil with one line on the console when it is not a number in range
+    /// (the option's default then applies).
+    static func number(_ line: KernelCommandLine, _ key: String, in range: ClosedRange<Int>) -> Int? {
+        guard let text = line.value(key) else { return nil }
+        if let value = Int(text), range.contains(value) { return value }
+        print("webserver: \(key)=\(text) is not \(range.lowerBound)-\(range.upperBound); using the default")
+        return nil
     }
 }
 
