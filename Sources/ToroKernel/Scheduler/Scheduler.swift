@@ -238,29 +238,35 @@ public final class Scheduler {
         current._withUnsafeGuaranteedRef { $0.state = .running }
     }
 
-    /// Ends the current thread, whose body has returned: wakes its joiners,
-    /// leaves its stack to be freed by the next context, and switches away
-    /// for good.
+    /// Ends the current thread, whose body has returned: leaves it to the
+    /// next context, which frees its stack and then wakes its joiners (see
+    /// ``reapExited()``), and switches away for good.
     func exitCurrent() -> Never {
         let me = current
-        me._withUnsafeGuaranteedRef { thread in
-            thread.state = .exited
-            thread.joiners.close { Scheduler.makeReady($0) }
-        }
+        me._withUnsafeGuaranteedRef { $0.state = .exited }
         threadCount &-= 1
         exited = me
         switchTo(takeNext() ?? idleContext())
         Kernel.panic("a thread ran again after it ended")
     }
 
-    /// Frees the stack of a thread that ended and drops the scheduler's
-    /// reference to it. Called by whatever runs after a switch: the ended
-    /// thread's stack was in use until the switch left it.
+    /// Frees the stack of a thread that ended, then wakes its joiners, then
+    /// drops the scheduler's reference to it. Called by whatever runs after a
+    /// switch: the ended thread's stack was in use until the switch left it.
+    ///
+    /// The joiners are woken only here, after the stack is back with the page
+    /// allocator, so that `join()` returning means the thread's resources are
+    /// released. Waking them before the switch (as `exitCurrent` once did) let
+    /// a joiner on another core run between the wake and this free and see
+    /// the stack still allocated.
     @inline(__always)
     func reapExited() {
         guard let thread = exited else { return }
         exited = nil
-        thread._withUnsafeGuaranteedRef { Stacks.free(base: $0.stackBase, top: $0.stackTop) }
+        thread._withUnsafeGuaranteedRef { thread in
+            Stacks.free(base: thread.stackBase, top: thread.stackTop)
+            thread.joiners.close { Scheduler.makeReady($0) }
+        }
         thread.release()
     }
 

@@ -124,8 +124,9 @@ public final class Thread: RunQueueElement, WaiterListElement {
         return thread
     }
 
-    /// Waits until the thread has ended (at once if it has). From any thread
-    /// on any core but the thread itself; several threads may join one.
+    /// Waits until the thread has ended and its stack is back with the page
+    /// allocator (at once if so). From any thread on any core but the thread
+    /// itself; several threads may join one.
     public func join() {
         let me = Thread.running
         guard me.toOpaque() != Unmanaged.passUnretained(self).toOpaque() else {
@@ -140,7 +141,7 @@ public final class Thread: RunQueueElement, WaiterListElement {
         }
     }
 
-    /// Whether the thread's body has returned.
+    /// Whether the thread has ended: its body returned and its stack was freed.
     public var hasEnded: Bool { joiners.isClosed }
 
     // MARK: - The current thread
