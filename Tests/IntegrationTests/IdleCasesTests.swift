@@ -78,12 +78,19 @@ final class IdleCasesTests: XCTestCase {
         for vcpu in polled.vcpus {
             XCTAssertLessThanOrEqual(vcpu.int("hlt_exits") ?? .max, 2, "\(vcpu)")
         }
-        // The halting run costs a fraction of the polling one: polling keeps
-        // both vCPUs busy for all four phases, halting only vCPU 1 for phase 1.
-        let haltedCPU = halted.stats?["process_cpu_percent"] as? Double ?? 100
+        // What each run cost the host is printed, not asserted: CPU% depends on
+        // what else the host runs. Time halted does not: over the whole run the
+        // halting VM spends most of its vCPU time halted (vCPU 0 sleeps in
+        // every phase, vCPU 1 in three of four), the polling one almost none.
+        let haltedCPU = halted.stats?["process_cpu_percent"] as? Double ?? 0
         let polledCPU = polled.stats?["process_cpu_percent"] as? Double ?? 0
         print("idle cases: idle=halt used \(haltedCPU)% of one host CPU, idle=poll \(polledCPU)%")
-        XCTAssertGreaterThan(polledCPU, 4 * haltedCPU, "idle=poll \(polledCPU)% vs idle=halt \(haltedCPU)%")
+        for vcpu in halted.vcpus {
+            XCTAssertGreaterThan(vcpu["halted_percent"] as? Double ?? 0, 50, "idle=halt: \(vcpu)")
+        }
+        for vcpu in polled.vcpus {
+            XCTAssertLessThan(vcpu["halted_percent"] as? Double ?? 100, 5, "idle=poll: \(vcpu)")
+        }
 
         // The guest's own count of halts begun, by case (2, 3, 4): in phase 2
         // cpu 1 halts with its thread asleep, then with no thread once it has
@@ -99,17 +106,20 @@ final class IdleCasesTests: XCTestCase {
 
         // Phase by phase, vCPU 1 (where the cases are): phase 1 spins in both
         // runs; phases 2-4 are halted with idle=halt and busy with idle=poll.
+        // Judged by the share of the phase vCPU 1 spent halted, summed over the
+        // phase's samples: a halted vCPU is halted however loaded the host is,
+        // and a spinning one never is, whereas its CPU% is whatever share of a
+        // host CPU it was given.
         for (run, phases, halting) in [(halted, haltedPhases, true), (polled, polledPhases, false)] {
             for phase in phases {
                 let window = samples(run, in: phase)
                 XCTAssertFalse(window.isEmpty, "no samples in phase \(phase.number)")
-                for sample in window {
-                    let busy = (sample["cpu_percent"] as? Double ?? 0) > 80 && (sample["halted_percent"] as? Double ?? 100) < 10
-                    let idle = (sample["cpu_percent"] as? Double ?? 100) < 10 && (sample["halted_percent"] as? Double ?? 0) > 90
-                    let expectBusy = phase.number == 1 || !halting
-                    XCTAssertTrue(
-                        expectBusy ? busy : idle,
-                        "idle=\(halting ? "halt" : "poll") phase \(phase.number): vcpu 1 \(sample)")
+                let haltedShare = window.reduce(0.0) { $0 + ($1["halted_percent"] as? Double ?? 0) } / Double(max(window.count, 1))
+                let expectBusy = phase.number == 1 || !halting
+                if expectBusy {
+                    XCTAssertLessThan(haltedShare, 10, "idle=\(halting ? "halt" : "poll") phase \(phase.number): vcpu 1 \(window)")
+                } else {
+                    XCTAssertGreaterThan(haltedShare, 90, "idle=halt phase \(phase.number): vcpu 1 \(window)")
                 }
             }
         }
