@@ -20,7 +20,28 @@
  *   - All guest RAM is identity mapped, as is the 32-bit MMIO hole
  *     [TORO_MMIO_HOLE_BASE, 4 GiB) (uncacheable). Page 0 is not mapped, so a
  *     null pointer dereference faults; each boot stack has an unmapped guard
- *     page below it.
+ *     page below it. The PML4 lies in an odd 4 KiB frame (see below).
+ *
+ * Native mode. On a kvm_pvm host (a KVM back end without hardware
+ * virtualisation) the VMM may opt every vCPU in to native execution
+ * (`toro-vmm run --mode native`, the default there). The kernel then starts
+ * in the same state but runs at hardware privilege level 3: `mov %cs` reads
+ * TORO_BOOT_SELECTOR_NATIVE_CODE (RPL 3), which is how a kernel tells. What
+ * the host requires of such a guest, and the VMM of its page tables:
+ *   - its GDT holds DPL-3 descriptors at TORO_BOOT_SELECTOR_NATIVE_CODE
+ *     (64-bit code) and TORO_BOOT_SELECTOR_NATIVE_DATA; the boot GDT has
+ *     both, so loading them before its own GDT exists works;
+ *   - IDT gates use TORO_BOOT_SELECTOR_NATIVE_CODE with DPL 3 and no IST
+ *     index (a gate with one triple-faults): exceptions and interrupts are
+ *     delivered on the interrupted stack;
+ *   - the frame an interrupt pushes carries the boot selectors (0x08, 0x10),
+ *     and `iretq` needs the native ones written over them first;
+ *   - delivery clears the (virtual) interrupt flag, `iretq` cannot set it
+ *     again, and `pushf` always reads IF = 1;
+ *   - every page-table entry has U = 1 (the VMM sets it), and CR3 must name
+ *     an odd 4 KiB frame, or the host falls back to emulation.
+ * Privileged instructions (MSRs, cli/sti/hlt, cpuid, CR and descriptor-table
+ * loads) each trap to the host; ordinary code runs at hardware speed.
  */
 #ifndef TORO_BOOT_H
 #define TORO_BOOT_H
@@ -39,6 +60,9 @@
 #define TORO_BOOT_SELECTOR_CODE 0x08u
 #define TORO_BOOT_SELECTOR_DATA 0x10u
 #define TORO_BOOT_SELECTOR_TSS 0x18u
+/* Native mode (above): DPL-3 data and 64-bit code descriptors, RPL 3. */
+#define TORO_BOOT_SELECTOR_NATIVE_DATA 0x2Bu
+#define TORO_BOOT_SELECTOR_NATIVE_CODE 0x33u
 
 /* Guest-physical addresses at or above this are not RAM below 4 GiB. */
 #define TORO_MMIO_HOLE_BASE 0xC0000000ULL

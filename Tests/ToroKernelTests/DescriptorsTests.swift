@@ -49,4 +49,16 @@ final class DescriptorsTests: XCTestCase {
         XCTAssertEqual(gate.low, 0x0020_8E04_0008_1234)
         XCTAssertEqual(gate.high, 0)
     }
+
+    /// kvm_pvm's native mode: a gate at DPL 3 in the DPL-3 code segment, without IST.
+    func testNativeModeGateAndDescriptors() {
+        let gate = Descriptors.interruptGate(handler: 0x20_1234, selector: 0x33, ist: 0, dpl: 3)
+        XCTAssertEqual(gate.low >> 40 & 0xFF, 0xEE, "present, DPL 3, 64-bit interrupt gate")
+        XCTAssertEqual(gate.low >> 16 & 0xFFFF, 0x33, "selector")
+        XCTAssertEqual(gate.low >> 32 & 0x7, 0, "no IST")
+        XCTAssertEqual(Descriptors.nativeCode64 >> 40 & 0xFF, 0xFA, "present, DPL 3, execute/read")
+        XCTAssertEqual(Descriptors.nativeCode64 & ~(UInt64(3) << 45), Descriptors.code64, "otherwise the kernel's code")
+        XCTAssertEqual(Descriptors.nativeData >> 40 & 0xFF, 0xF2, "present, DPL 3, read/write")
+        XCTAssertEqual(Descriptors.nativeData & ~(UInt64(3) << 45), Descriptors.data, "otherwise the kernel's data")
+    }
 }

@@ -6,10 +6,9 @@
  * inlined asm statement would overwrite. A call is safe, because a function
  * that calls keeps nothing below its RSP.
  *
- * void kernel_load_cpu_tables(const uint64_t *gdt, uint16_t limit, uint16_t tss_selector)
+ * void kernel_load_cpu_tables(const uint64_t *gdt, uint16_t limit, uint16_t tss_selector,
+ *                             uint16_t code, uint16_t data)
  */
-#define SELECTOR_CODE 0x08 /* KERNEL_SELECTOR_CODE */
-#define SELECTOR_DATA 0x10 /* KERNEL_SELECTOR_DATA */
 
     .text
     .globl kernel_load_cpu_tables
@@ -23,23 +22,28 @@ kernel_load_cpu_tables:
     addq $16, %rsp
 
     /* A mov cannot load CS; a far return pops the new CS:RIP (Intel SDM vol. 3A, 3.4.3). */
-    pushq $SELECTOR_CODE
+    movzwq %cx, %rcx
+    pushq %rcx
     leaq 1f(%rip), %rax
     pushq %rax
     lretq
 1:
     /* The data segments' hidden parts are reloaded from the new GDT. Loading
      * GS also zeroes its base, which CPULocal.install sets afterwards. */
-    movl $SELECTOR_DATA, %eax
+    movzwl %r8w, %eax
     movl %eax, %ds
     movl %eax, %es
     movl %eax, %ss
     movl %eax, %fs
     movl %eax, %gs
 
-    /* ltr marks the TSS descriptor busy; each CPU has its own GDT, so no two share one. */
+    /* ltr marks the TSS descriptor busy; each CPU has its own GDT, so no two
+     * share one. Native mode has no use for a TSS (no IST, no privilege
+     * change) and passes 0, saving a trap. */
+    testw %dx, %dx
+    jz 2f
     ltr %dx
-    ret
+2:  ret
     .size kernel_load_cpu_tables, . - kernel_load_cpu_tables
 
     .section .note.GNU-stack, "", @progbits

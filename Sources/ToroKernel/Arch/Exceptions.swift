@@ -60,6 +60,12 @@ enum Exceptions {
     /// Reports the exception described by `frame` and ends the VM.
     static func report(_ frame: UnsafeMutablePointer<kernel_interrupt_frame>) -> Never {
         let cr2 = kernel_read_cr2()  // first, before anything else can fault
+        // In kvm_pvm's native mode the kernel runs at hardware CPL 3, so every
+        // page fault has the error code's user bit (2) set; it says nothing
+        // about the access there, and the report reads as in the other modes.
+        if frame.pointee.vector == pageFault && NativeMode.isActive {
+            frame.pointee.error_code &= ~0x4
+        }
         let cpu = CPULocal.current
         // Never decremented: no report returns. A handler that one day
         // resolves a fault and returns must count back down.

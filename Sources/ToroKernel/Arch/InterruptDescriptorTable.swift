@@ -4,7 +4,9 @@ import KernelSupport
 ///
 /// Sharing is possible because a gate names an IST *slot*, and each CPU's own
 /// TSS supplies the stack for that slot (see ``CPUTables``). Each gate points
-/// at an entry stub in Arch/InterruptEntry.S.
+/// at an entry stub in Arch/InterruptEntry.S. In kvm_pvm's native mode the
+/// gates use the DPL-3 code selector, have DPL 3 and no IST slot
+/// (``NativeMode``).
 ///
 /// Only the gates in use are present: the 32 exceptions and the kernel's own
 /// vectors at boot, the rest as handlers are registered. Filling all 256 at
@@ -18,10 +20,7 @@ enum InterruptDescriptorTable {
         // All 32 on the exception stack first, then the two with stacks of
         // their own: cheaper than choosing per vector in the loop.
         for vector in UInt8(0)..<32 {
-            let gate = Descriptors.interruptGate(
-                handler: kernel_interrupt_stub(vector), selector: UInt16(KERNEL_SELECTOR_CODE),
-                ist: InterruptStack.exception.rawValue)
-            kernel_idt_set_gate(vector, gate.low, gate.high)
+            set(vector: vector, stack: .exception)
         }
         enable(vector: 2)  // NMI
         enable(vector: 8)  // double fault
@@ -38,10 +37,15 @@ enum InterruptDescriptorTable {
     /// Makes `vector`'s gate present, pointing at its entry stub, on the IST
     /// slot its kind of vector uses. Visible to every CPU at once.
     static func enable(vector: UInt8) {
+        set(vector: vector, stack: InterruptStack.forVector(vector))
+    }
+
+    /// Writes `vector`'s gate, on IST slot `stack` (none in native mode).
+    private static func set(vector: UInt8, stack: InterruptStack) {
+        let native = NativeMode.isActive
         let gate = Descriptors.interruptGate(
-            handler: kernel_interrupt_stub(vector),
-            selector: UInt16(KERNEL_SELECTOR_CODE),
-            ist: InterruptStack.forVector(vector).rawValue)
+            handler: kernel_interrupt_stub(vector), selector: kernel_running_code_selector(),
+            ist: native ? 0 : stack.rawValue, dpl: native ? 3 : 0)
         kernel_idt_set_gate(vector, gate.low, gate.high)
     }
 

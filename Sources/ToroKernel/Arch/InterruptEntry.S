@@ -2,9 +2,10 @@
  * InterruptEntry.S: the first instructions of every exception and interrupt.
  *
  * Every gate sends the CPU to an IST stack (Arch/CPUTables.swift says why),
- * so each stub starts on a fresh, 16-byte aligned stack holding the CPU's
- * frame: SS, RSP, RFLAGS, CS, RIP and, for some exceptions, an error code
- * (Intel SDM vol. 3A, 6.14.2). The stubs complete it into a
+ * except in kvm_pvm's native mode, where none can, so each stub starts on a
+ * 16-byte aligned stack (the CPU aligns RSP before it pushes) holding the
+ * CPU's frame: SS, RSP, RFLAGS, CS, RIP and, for some exceptions, an error
+ * code (Intel SDM vol. 3A, 6.14.2). The stubs complete it into a
  * struct kernel_interrupt_frame (KernelSupport.h): an error code of 0 where
  * the CPU pushed none, the vector, then all fifteen general registers.
  *
@@ -17,8 +18,40 @@
  * that only acknowledges the interrupt.
  */
 #define FRAME_VECTOR 120      /* offsetof(struct kernel_interrupt_frame, vector) */
+#define FRAME_RIP 136         /* offsetof(struct kernel_interrupt_frame, rip) */
 #define MSR_X2APIC_EOI 0x80B  /* Arch/LocalAPIC.swift */
 #define WAKE_VECTOR 0xF0      /* IPI.wakeVector */
+#define INTERRUPTS_TAKEN 296  /* offsetof(struct kernel_cpu_local, interrupts_taken) */
+#define FLAGS_IF 0x200        /* KERNEL_FLAGS_IF */
+
+/*
+ * Readies the CPU's frame at `rip`(%rsp) (RIP, CS, RFLAGS, RSP, SS) for
+ * `iretq`, in every mode alike; clobbers RAX.
+ *   - CS and SS become the selectors the kernel runs with: kvm_pvm's native
+ *     delivery records the boot selectors (0x08, 0x10), and a native `iretq`
+ *     with them faults.
+ *   - IF is cleared: interrupted code runs with interrupts disabled (they
+ *     are taken only in the windows below), so this only makes every mode
+ *     agree with native mode, where `iretq` cannot set IF, and spares the
+ *     windows their `cli`.
+ *   - An interrupt taken at the HLT of kernel_enable_and_halt, which the STI
+ *     shadow should have prevented, returns past it: halting with interrupts
+ *     disabled would never end.
+ *   - This CPU's interrupts_taken counts one more.
+ */
+.macro PREPARE_RETURN rip
+    incq %gs:INTERRUPTS_TAKEN
+    movq kernel_code_selector(%rip), %rax
+    movq %rax, \rip+8(%rsp)
+    movq kernel_data_selector(%rip), %rax
+    movq %rax, \rip+32(%rsp)
+    andq $~FLAGS_IF, \rip+16(%rsp)
+    leaq halt_instruction(%rip), %rax
+    cmpq %rax, \rip(%rsp)
+    jne .Lreturn_ready\@
+    incq \rip(%rsp)            /* HLT is one byte */
+.Lreturn_ready\@:
+.endm
 
 .macro SAVE_REGISTERS
     pushq %rax
@@ -102,6 +135,7 @@ exception_common:
     cld                         /* the ABI wants DF clear at every call */
     movq %rsp, %rdi
     call kernel_exception_entry
+    PREPARE_RETURN FRAME_RIP
     RESTORE_REGISTERS
     addq $16, %rsp              /* the vector and error code */
     iretq
@@ -131,7 +165,7 @@ exception_common:
  * Calls the handler registered for the vector (kernel_interrupt_handlers,
  * filled by Interrupts.register), then signals end of interrupt to the local
  * APIC (x2APIC EOI register: write 0, Intel SDM vol. 3A, 10.8.5 and 10.12.1).
- * Interrupt gates leave IF clear, so nothing nests on this IST stack.
+ * Interrupt gates leave IF clear, so nothing nests.
  */
 interrupt_common:
     SAVE_REGISTERS
@@ -147,6 +181,7 @@ interrupt_common:
     xorl %edx, %edx
     movl $MSR_X2APIC_EOI, %ecx
     wrmsr
+    PREPARE_RETURN FRAME_RIP
     RESTORE_REGISTERS
     addq $16, %rsp
     iretq
@@ -161,6 +196,7 @@ wake_stub:
     xorl %edx, %edx
     movl $MSR_X2APIC_EOI, %ecx
     wrmsr
+    PREPARE_RETURN 24
     popq %rdx
     popq %rcx
     popq %rax
@@ -169,6 +205,9 @@ wake_stub:
 /* A spurious interrupt is not in service, so it gets no EOI (Intel SDM vol. 3A, 10.9). */
     .p2align 4
 spurious_stub:
+    pushq %rax
+    PREPARE_RETURN 8
+    popq %rax
     iretq
 
     .pushsection .rodata.kernel_interrupt_stubs
@@ -178,5 +217,39 @@ spurious_stub:
     .error "kernel_interrupt_stubs must have one entry per vector"
     .endif
     .popsection
+
+/* MARK: - Interrupt windows (KernelSupport.h) */
+
+/*
+ * The only code that runs with interrupts enabled. Each reads this CPU's
+ * interrupts_taken first: if it changed, an interrupt was taken and returned
+ * with IF clear (PREPARE_RETURN), and the `cli` is left out, which saves a
+ * trap to the host in native mode. An interrupt between the compare and the
+ * `cli` makes that `cli` redundant, not wrong.
+ */
+    .globl kernel_interrupt_window
+    .type kernel_interrupt_window, @function
+kernel_interrupt_window:
+    movq %gs:INTERRUPTS_TAKEN, %rax
+    sti
+    nop
+    cmpq %gs:INTERRUPTS_TAKEN, %rax
+    jne 1f
+    cli
+1:  ret
+    .size kernel_interrupt_window, . - kernel_interrupt_window
+
+    .globl kernel_enable_and_halt
+    .type kernel_enable_and_halt, @function
+kernel_enable_and_halt:
+    movq %gs:INTERRUPTS_TAKEN, %rax
+    sti
+halt_instruction:
+    hlt
+    cmpq %gs:INTERRUPTS_TAKEN, %rax
+    jne 1f
+    cli
+1:  ret
+    .size kernel_enable_and_halt, . - kernel_enable_and_halt
 
     .section .note.GNU-stack, "", @progbits

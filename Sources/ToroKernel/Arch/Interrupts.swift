@@ -8,18 +8,34 @@ public typealias InterruptFrame = kernel_interrupt_frame
 
 /// A function run when an interrupt arrives. It must not capture anything
 /// (a C function pointer) and must not block: it runs with interrupts
-/// disabled, on the CPU's interrupt stack (16 KiB), and the kernel signals
-/// end of interrupt to the local APIC after it returns.
+/// disabled, on the CPU's interrupt stack (16 KiB; in native mode on the
+/// stack of the thread that waited), and the kernel signals end of interrupt
+/// to the local APIC after it returns.
 public typealias InterruptHandler = @convention(c) (_ frame: UnsafeMutablePointer<InterruptFrame>) -> Void
 
-/// External interrupts and IPIs: handler registration, and turning interrupts
-/// on and off on the calling CPU.
+/// External interrupts and IPIs: handler registration, and the only places
+/// where a CPU takes them.
 ///
-/// The kernel runs with interrupts disabled except where it waits with
-/// ``enableAndHalt()``, so a handler never interrupts code holding a lock; the
-/// spin locks do not disable interrupts themselves. Code that wants to run
-/// with interrupts enabled must wrap the locks its handlers also take in
-/// ``withDisabled(_:)``.
+/// **Interrupts are disabled wherever kernel or application code runs.** A
+/// CPU takes them only inside two functions written in assembly
+/// (Arch/InterruptEntry.S) and entered by a call: ``enableAndHalt()``, where
+/// an idle CPU waits, and the one-instruction window of `Thread.yield()` and
+/// the `idle=poll` loop. So a handler never interrupts code holding a lock or
+/// a half-updated queue, and nothing needs to disable interrupts around
+/// either: there is no `disable()`/`restore()` to get wrong and no `cli`/`sti`
+/// on any other path (each is a trap to the host in kvm_pvm's native mode).
+///
+/// It is also what makes interrupts safe where they are delivered on the
+/// interrupted stack (kvm_pvm's native mode, whose gates cannot switch to
+/// an IST stack): Swift code keeps live data in the 128-byte red zone below
+/// its stack pointer, and Swift has no switch to stop it, but no function
+/// keeps anything there across a call, since the call writes its return
+/// address there. An interrupt arriving inside a called window function
+/// therefore finds no red zone to overwrite.
+///
+/// Every interrupt returns with IF clear in the frame it returns through
+/// (in native mode the host leaves IF clear after delivery and `iretq` cannot
+/// set it), so a window ends with interrupts disabled either way.
 public enum Interrupts {
     /// The vectors an application or driver may register: above the 32
     /// exceptions, below the spurious vector, minus the kernel's own
@@ -52,63 +68,35 @@ public enum Interrupts {
         }
     }
 
-    // MARK: - The interrupt flag
-
-    /// Whether interrupts were enabled, as ``disable()`` found them.
-    public struct SavedState: Sendable {
-        fileprivate let flags: UInt64
-    }
-
-    /// Disables interrupts on this CPU and returns whether they were enabled,
-    /// for ``restore(_:)``. Pairs nest: only the outermost restore re-enables.
-    @inline(__always)
-    public static func disable() -> SavedState {
-        let flags = kernel_read_flags()
-        kernel_cli()
-        return SavedState(flags: flags)
-    }
-
-    /// Puts the interrupt flag back as ``disable()`` found it.
-    @inline(__always)
-    public static func restore(_ saved: SavedState) {
-        if saved.flags & UInt64(KERNEL_FLAGS_IF) != 0 {
-            kernel_sti()
-        }
-    }
-
-    /// Runs `body` with interrupts disabled on this CPU, then restores them.
-    @inline(__always)
-    public static func withDisabled<Result: ~Copyable, Failure: Error>(
-        _ body: () throws(Failure) -> Result
-    ) throws(Failure) -> Result {
-        let saved = disable()
-        defer { restore(saved) }
-        return try body()
-    }
-
-    /// Whether interrupts are enabled on this CPU.
-    public static var areEnabled: Bool {
-        kernel_read_flags() & UInt64(KERNEL_FLAGS_IF) != 0
-    }
+    // MARK: - Waiting
 
     /// Halts this CPU until an interrupt arrives, lets its handler run, and
     /// returns with interrupts disabled again.
     ///
-    /// Call it with interrupts disabled, after checking that there is nothing
-    /// to do: it executes `sti; hlt` back to back, and because `sti` takes
+    /// Call it after checking that there is nothing to do: it executes
+    /// `sti; hlt` back to back, and because `sti` takes
     /// effect only after the next instruction, no interrupt can slip in
     /// between the two. An IPI sent after the check (``IPI/wake(cpu:)``)
     /// therefore ends the `hlt` instead of being handled just before it and
     /// lost. The scheduler's idle loop relies on this:
     ///
     /// ```swift
-    /// while queue.isEmpty { Interrupts.enableAndHalt() }  // interrupts off around the check
+    /// while queue.isEmpty { Interrupts.enableAndHalt() }
     /// ```
     ///
     /// A halted vCPU costs the host nothing: KVM puts its thread to sleep.
     @inline(__always)
     public static func enableAndHalt() {
         kernel_enable_and_halt()
+    }
+
+    /// Takes the interrupts pending on this CPU, if any, and returns: a window
+    /// of one instruction with interrupts enabled, for code that polls
+    /// instead of halting. Two traps to the host in native mode, so hot loops
+    /// open it only now and then.
+    @inline(__always)
+    public static func window() {
+        kernel_interrupt_window()
     }
 
     // MARK: - Bring-up

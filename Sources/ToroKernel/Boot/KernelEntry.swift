@@ -9,9 +9,11 @@ public func kernelEntry(_ bootInfoAddress: UInt, _ cpuIndex: UInt) -> Never {
     guard cpuIndex < UInt(TORO_MAX_CPUS) else {
         CPU.haltForever()  // no per-CPU block to run on; cannot even print
     }
-    // First, before anything that might print: this CPU's own GDT and TSS
-    // (reloading the segment registers clears the GS base), then its per-CPU
-    // block, which putchar needs.
+    // First, before anything that might print: the mode (kvm_pvm native or
+    // not: it decides the selectors), this CPU's own GDT and TSS (reloading
+    // the segment registers clears the GS base), then its per-CPU block,
+    // which putchar needs.
+    if cpuIndex == 0 { NativeMode.detect() }
     CPUTables.install(cpu: Int(cpuIndex))
     CPULocal.install(index: Int(cpuIndex))
     if cpuIndex != 0 {

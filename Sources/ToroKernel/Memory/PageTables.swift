@@ -60,14 +60,17 @@ enum PageTables {
     /// present and it is not inside a 1 GiB page. Takes no lock: the upper
     /// levels never change, and a directory entry changes in one store.
     private static func directoryEntry(for address: UInt) -> UnsafeMutablePointer<UInt64>? {
-        let top = PageTableEntry(kernel_read_cr3())
-        let pml4e = PageTableEntry(table(at: top.address)[index(of: address, level: 4)])
+        let pml4e = PageTableEntry(table(at: topLevelTable)[index(of: address, level: 4)])
         guard pml4e.isPresent else { return nil }
         let pdpte = PageTableEntry(table(at: pml4e.address)[index(of: address, level: 3)])
         guard pdpte.isPresent, !pdpte.isLargePage else { return nil }
         let directory = table(at: pdpte.address) + index(of: address, level: 2)
         return PageTableEntry(directory.pointee).isPresent ? directory : nil
     }
+
+    /// The PML4's address, read from CR3 once: the kernel never changes CR3,
+    /// and reading it is a trap to the host in kvm_pvm's native mode.
+    private static let topLevelTable = PageTableEntry(kernel_read_cr3()).address
 
     private static func table(at address: UInt64) -> UnsafeMutablePointer<UInt64> {
         UnsafeMutablePointer<UInt64>(bitPattern: UInt(address))!

@@ -21,5 +21,9 @@ _Alignas(4096) struct kernel_idt_gate kernel_idt[256];
 kernel_interrupt_handler _Nullable kernel_interrupt_handlers[256];
 _Alignas(4096) uint8_t kernel_interrupt_stacks[TORO_MAX_CPUS][KERNEL_IST_COUNT][KERNEL_IST_STACK_SIZE];
 
+/* Arch/: the selectors this kernel runs with (KernelSupport.h). */
+uint64_t kernel_code_selector = KERNEL_SELECTOR_CODE;
+uint64_t kernel_data_selector = KERNEL_SELECTOR_DATA;
+
 /* Scheduler/: each CPU's scheduler, filled by Scheduler.start on CPU 0. */
 void *_Nullable kernel_schedulers[TORO_MAX_CPUS];

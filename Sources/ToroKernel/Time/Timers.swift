@@ -12,8 +12,9 @@ public enum TimerAction {
 
 /// Per-core one-shot timers, tickless.
 ///
-/// Each core keeps its own ``TimerQueue``, touched only by that core with
-/// interrupts disabled, so it needs no lock. The core's local APIC timer is
+/// Each core keeps its own ``TimerQueue``, touched only by that core, and
+/// only where the timer interrupt cannot arrive (interrupts are taken in
+/// interrupt windows only, see ``Interrupts``), so it needs no lock. The core's local APIC timer is
 /// armed for the earliest deadline only and disarmed when the queue empties:
 /// a core with nothing to wait for takes no timer interrupts at all, which is
 /// what lets an idle VM cost the host nothing.
@@ -22,37 +23,33 @@ public enum Timers {
     /// (see ``Clock/deadline(afterNanoseconds:)``).
     @discardableResult
     public static func add(deadline: UInt64, _ action: TimerAction) -> TimerQueue<TimerAction>.ID {
-        Interrupts.withDisabled {
-            CoreTimers.withCurrent { queue in
-                let id = queue.timers.insert(deadline: deadline, action)
-                if queue.timers.earliestDeadline == deadline && max(deadline, 1) != kernel_cpu_local_timer_deadline() {
-                    LocalAPIC.armTimer(deadlineTSC: deadline)
-                }
-                return id
+        CoreTimers.withCurrent { queue in
+            let id = queue.timers.insert(deadline: deadline, action)
+            if queue.timers.earliestDeadline == deadline && max(deadline, 1) != kernel_cpu_local_timer_deadline() {
+                LocalAPIC.armTimer(deadlineTSC: deadline)
             }
+            return id
         }
     }
 
     /// Cancels a timer of this core that has not fired; returns whether it was pending.
     @discardableResult
     public static func cancel(_ id: TimerQueue<TimerAction>.ID) -> Bool {
-        Interrupts.withDisabled {
-            CoreTimers.withCurrent { queue in
-                guard queue.timers.cancel(id) != nil else { return false }
-                rearm(queue)
-                return true
-            }
+        CoreTimers.withCurrent { queue in
+            guard queue.timers.cancel(id) != nil else { return false }
+            rearm(queue)
+            return true
         }
     }
 
     /// Timers pending on this core.
     public static var pendingCount: Int {
-        Interrupts.withDisabled { CoreTimers.withCurrent { $0.timers.count } }
+        CoreTimers.withCurrent { $0.timers.count }
     }
 
     /// Timer interrupts this core has taken.
     public static var interruptCount: Int {
-        Interrupts.withDisabled { CoreTimers.withCurrent { $0.interrupts } }
+        CoreTimers.withCurrent { $0.interrupts }
     }
 
     /// Halts this core for `nanoseconds` without spinning: arms a timer and waits
@@ -65,13 +62,11 @@ public enum Timers {
 
     /// Halts this core until the TSC reaches `deadline`.
     public static func sleep(untilDeadline deadline: UInt64) {
-        let saved = Interrupts.disable()
         let id = add(deadline: deadline, .wake)
         while CPU.timestamp() < deadline {
             Interrupts.enableAndHalt()
         }
         cancel(id)  // normally already fired; not if another interrupt came at the deadline
-        Interrupts.restore(saved)
     }
 
     /// On every core, before it takes interrupts: the timer interrupt's handler.

@@ -6,8 +6,9 @@ import ToroKernel
 /// line per check; the host tests read them. Exits 0 when everything held,
 /// 1 at the first failure (with a `FAIL:` line).
 ///
-/// - the interrupt flag API (`Interrupts.disable`/`restore`/`withDisabled`);
-/// - an IPI to this CPU, taken only once it halts with `enableAndHalt`;
+/// - interrupts arrive only in the kernel's windows: an IPI to this CPU is
+///   taken once it halts with `enableAndHalt`, not while it spins, and
+///   neither `enableAndHalt` nor `Interrupts.window()` leaves interrupts on;
 /// - an IPI to every other CPU, each answering by setting its bit;
 /// - `IPI.wake` to every other CPU (the host checks that they woke up);
 /// - the local APIC timer on CPU 0, in TSC-deadline mode where the CPU has it,
@@ -22,17 +23,15 @@ struct InterruptTest {
 
     static func main() {
         let cpus = BootInfo.current.cpuCount
-        checkInterruptFlag()
-
         Interrupts.register(vector: answerVector) { _ in
             answered.bitwiseOr(1 << UInt64(InterruptTest.currentCPU), ordering: .relaxed)
         }
-        IPI.send(vector: answerVector, to: 0)
-        check(answered.load(ordering: .relaxed) == 0, "an IPI was taken while interrupts were disabled")
-        Interrupts.enableAndHalt()
-        check(answered.load(ordering: .relaxed) == 1, "the IPI to this CPU did not arrive")
-        check(!Interrupts.areEnabled, "enableAndHalt returned with interrupts enabled")
+        selfIPIOnlyInWindows(after: "boot")
         print("ipi: self ok")
+        selfIPIOnlyInWindows(after: "enableAndHalt")
+        Interrupts.window()
+        selfIPIOnlyInWindows(after: "Interrupts.window()")
+        print("interrupts: taken only in windows")
 
         let others = (UInt64(1) << UInt64(cpus)) - 2
         for cpu in 1..<max(cpus, 1) {
@@ -69,9 +68,7 @@ struct InterruptTest {
         LocalAPIC.armTimer(deadlineTSC: CPU.timestamp() + ticks(microseconds: 200))
         LocalAPIC.disarmTimer()
         let quiet = CPU.timestamp() + ticks(microseconds: 2000)
-        kernel_sti()
-        while CPU.timestamp() < quiet { CPU.pause() }
-        kernel_cli()
+        while CPU.timestamp() < quiet { Interrupts.window() }
         check(fired.load(ordering: .relaxed) == 0, "a disarmed timer fired")
         print("timer: disarmed timer stayed silent")
 
@@ -84,21 +81,20 @@ struct InterruptTest {
         print("interrupt test: ok")
     }
 
-    static func checkInterruptFlag() {
-        check(!Interrupts.areEnabled, "interrupts are enabled while main runs")
-        let outer = Interrupts.disable()
-        let inner = Interrupts.disable()
-        Interrupts.restore(inner)
-        Interrupts.restore(outer)
-        check(!Interrupts.areEnabled, "restore enabled interrupts that were disabled")
-        kernel_sti()
-        let saved = Interrupts.disable()
-        let inside = Interrupts.withDisabled { Interrupts.areEnabled }
-        check(!inside && !Interrupts.areEnabled, "withDisabled or disable left interrupts enabled")
-        Interrupts.restore(saved)
-        check(Interrupts.areEnabled, "restore did not re-enable interrupts")
-        kernel_cli()
-        print("interrupts: flag ok")
+    /// Sends this CPU an IPI, spins for 1 ms and checks it was not taken
+    /// (interrupts are disabled outside the windows, and `previous`, which ran
+    /// just before, left them so), then takes it in `enableAndHalt`.
+    static func selfIPIOnlyInWindows(after previous: StaticString) {
+        answered.store(0, ordering: .relaxed)
+        IPI.send(vector: answerVector, to: 0)
+        let end = CPU.timestamp() + ticks(microseconds: 1000)
+        while CPU.timestamp() < end { CPU.pause() }
+        if answered.load(ordering: .relaxed) != 0 {
+            print("FAIL: an IPI was taken outside an interrupt window, after \(previous)")
+            Kernel.exit(status: 1)
+        }
+        Interrupts.enableAndHalt()
+        check(answered.load(ordering: .relaxed) == 1, "the IPI to this CPU did not arrive")
     }
 
     /// Arms CPU 0's timer 1 ms ahead and halts until it fires.

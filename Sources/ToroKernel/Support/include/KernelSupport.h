@@ -55,7 +55,6 @@ static inline void kernel_mmio_write32(uintptr_t address, uint32_t value) { *(vo
 static inline void kernel_pause(void) { __asm__ volatile("pause" : : : "memory"); }
 static inline void kernel_hlt(void) { __asm__ volatile("hlt" : : : "memory"); }
 static inline void kernel_cli(void) { __asm__ volatile("cli" : : : "memory"); }
-static inline void kernel_sti(void) { __asm__ volatile("sti" : : : "memory"); }
 
 static inline uint64_t kernel_rdtsc(void) {
     uint32_t low, high;
@@ -125,10 +124,15 @@ struct kernel_cpu_local {
     /* Time/: this core's timer queue (a Swift object, unretained), set on
      * its first use. */
     void *_Nullable timers;
-    uint8_t reserved[24];
+    /* Arch/: interrupts this CPU has taken (every entry stub that returns
+     * counts), which tells the interrupt windows whether IF is still set. */
+    uint64_t interrupts_taken;
+    uint8_t reserved[16];
 };
 
 _Static_assert(sizeof(struct kernel_cpu_local) % 64 == 0, "kernel_cpu_local fills whole cache lines");
+/* Arch/InterruptEntry.S hard-codes this offset. */
+_Static_assert(offsetof(struct kernel_cpu_local, interrupts_taken) == 296, "kernel_cpu_local layout");
 
 extern _Alignas(64) struct kernel_cpu_local kernel_cpu_locals[TORO_MAX_CPUS];
 
@@ -225,7 +229,10 @@ static inline const uint8_t *kernel_boot_cmdline(const struct toro_boot_info *in
 #define KERNEL_SELECTOR_CODE TORO_BOOT_SELECTOR_CODE
 #define KERNEL_SELECTOR_DATA TORO_BOOT_SELECTOR_DATA
 #define KERNEL_SELECTOR_TSS TORO_BOOT_SELECTOR_TSS
-#define KERNEL_GDT_ENTRIES 5u /* null, code, data, TSS (a 16-byte descriptor) */
+#define KERNEL_SELECTOR_NATIVE_DATA TORO_BOOT_SELECTOR_NATIVE_DATA
+#define KERNEL_SELECTOR_NATIVE_CODE TORO_BOOT_SELECTOR_NATIVE_CODE
+/* null, code, data, TSS (a 16-byte descriptor), native data, native code */
+#define KERNEL_GDT_ENTRIES 7u
 
 /* Interrupt stack table slots 1-4 of each TSS (see Arch/CPUTables.swift). */
 #define KERNEL_IST_COUNT 4u
@@ -266,9 +273,11 @@ static inline void kernel_tss_set_no_io_bitmap(struct kernel_cpu_tables *tables)
     tables->tss[KERNEL_TSS_SIZE / 4 - 1] = KERNEL_TSS_SIZE << 16;
 }
 
-/* Arch/CPUTables.S: lgdt, reload CS (far return) and the data segments, ltr.
- * Reloading GS clears the GS base, so this comes before the per-CPU block is installed. */
-void kernel_load_cpu_tables(const uint64_t *gdt, uint16_t limit, uint16_t tss_selector);
+/* Arch/CPUTables.S: lgdt, reload CS (far return) with `code` and the data
+ * segments with `data`, then ltr unless `tss_selector` is 0. Reloading GS
+ * clears the GS base, so this comes before the per-CPU block is installed. */
+void kernel_load_cpu_tables(const uint64_t *gdt, uint16_t limit, uint16_t tss_selector, uint16_t code,
+                            uint16_t data);
 
 /* One 16-byte gate per vector, shared by all CPUs (each CPU's TSS supplies the stacks). */
 struct kernel_idt_gate {
@@ -325,31 +334,57 @@ static inline void kernel_set_interrupt_handler(uint8_t vector, kernel_interrupt
     __atomic_store_n(&kernel_interrupt_handlers[vector], handler, __ATOMIC_RELEASE);
 }
 
-/* MARK: - Interrupt flag and fault helpers */
+/* MARK: - Interrupt windows and fault helpers */
 
-/* RFLAGS through the compiler's builtin (pushf; pop) rather than inline asm:
- * the compiler knows the builtin uses the stack, so it never keeps data in
- * the red zone across it, which a hand-written pushf would overwrite. */
-static inline uint64_t kernel_read_flags(void) { return __builtin_ia32_readeflags_u64(); }
+/*
+ * The only places where this kernel takes interrupts: out-of-line assembly
+ * (Arch/InterruptEntry.S), entered by a call. Everywhere else interrupts are
+ * disabled. A caller keeps nothing below its stack pointer across a call (the
+ * call itself writes there), so an interrupt delivered on the current stack,
+ * as in kvm_pvm's native mode, cannot overwrite a live red zone (see
+ * docs/architecture.md, "Interrupts and the red zone").
+ *
+ * Both return with interrupts disabled. Every interrupt return clears IF in
+ * the frame it returns through, so after one was taken no `cli` is needed;
+ * they compare this CPU's `interrupts_taken` before and after to know, and
+ * leave out the `cli` (a trap to the host in native mode) when one was.
+ */
+
+/* `sti; nop` then back off: a window of one instruction in which a pending
+ * interrupt (a timer, an IPI, a device) is taken, for code that polls instead
+ * of halting. STI's one-instruction shadow covers the NOP; the interrupt is
+ * recognised after it (Intel SDM vol. 2B, STI; vol. 3A, 6.8.3). */
+void kernel_interrupt_window(void);
+
+/* `sti; hlt` back to back: STI enables interrupts only after the next
+ * instruction, so no interrupt arrives between them, and a wake-up sent after
+ * the caller's last check ends the HLT instead of being lost (Intel SDM vol.
+ * 2B, STI). Should a host deliver one there anyway, the return path steps
+ * over the HLT instead of halting with interrupts disabled. */
+void kernel_enable_and_halt(void);
 
 #define KERNEL_FLAGS_IF 0x200u
 
-/*
- * `sti; hlt` back to back: STI enables interrupts only after the next
- * instruction, so no interrupt can arrive between them and a wake-up sent
- * after the caller's last check still ends the HLT instead of being lost
- * (Intel SDM vol. 2B, STI). The CLI after it restores the caller's state once
- * the waking interrupt's handler has run.
- */
-static inline void kernel_enable_and_halt(void) { __asm__ volatile("sti; hlt; cli" : : : "memory"); }
+/* The code and data selectors this kernel runs with: the boot selectors, or
+ * in kvm_pvm's native mode the DPL-3 ones (toro_boot.h). Written by CPU 0 at
+ * entry; the interrupt return path writes them into every frame it returns
+ * through, because native delivery records the boot selectors there. */
+extern uint64_t kernel_code_selector;
+extern uint64_t kernel_data_selector;
 
-/*
- * `sti; nop; cli`: a window of one instruction in which a pending interrupt
- * (a timer, an IPI, a device) is taken, for code that polls instead of
- * halting. STI's one-instruction shadow covers the NOP; the interrupt is
- * recognised before the CLI (Intel SDM vol. 2B, STI; vol. 3A, 6.8.3).
- */
-static inline void kernel_interrupt_window(void) { __asm__ volatile("sti; nop; cli" : : : "memory"); }
+static inline uint16_t kernel_running_code_selector(void) { return (uint16_t)kernel_code_selector; }
+static inline void kernel_set_running_selectors(uint16_t code, uint16_t data) {
+    kernel_code_selector = code;
+    kernel_data_selector = data;
+}
+
+/* The code segment selector this CPU runs with (`mov %cs`: no trap, even
+ * in native mode, where its RPL is 3). */
+static inline uint16_t kernel_read_cs(void) {
+    uint16_t value;
+    __asm__ volatile("movw %%cs, %0" : "=r"(value));
+    return value;
+}
 
 /* MFENCE: orders the x2APIC LVT write (a WRMSR that is not serializing)
  * before a later IA32_TSC_DEADLINE write (Intel SDM vol. 3A, 10.5.4.1).
@@ -379,7 +414,8 @@ static inline void kernel_escape(const void *pointer) { __asm__ volatile("" : : 
 
 /* MARK: - Paging (Memory/) */
 
-/* The physical address of the top-level page table (PML4) and its flags. */
+/* The physical address of the top-level page table (PML4) and its flags.
+ * A trap in native mode: Memory/PageTables.swift reads it once. */
 static inline uint64_t kernel_read_cr3(void) {
     uint64_t value;
     __asm__ volatile("movq %%cr3, %0" : "=r"(value));
