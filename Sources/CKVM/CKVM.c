@@ -46,6 +46,32 @@ const unsigned long CKVM_SET_MP_STATE = KVM_SET_MP_STATE;
 const unsigned long CKVM_GET_MP_STATE = KVM_GET_MP_STATE;
 const unsigned long CKVM_GET_TSC_KHZ = KVM_GET_TSC_KHZ;
 const unsigned long CKVM_GET_STATS_FD = KVM_GET_STATS_FD;
+const unsigned long CKVM_GET_MSRS = KVM_GET_MSRS;
+const unsigned long CKVM_SET_MSRS = KVM_SET_MSRS;
+
+struct ckvm_one_msr {
+    struct kvm_msrs header;
+    struct kvm_msr_entry entry;
+};
+
+int ckvm_get_msr(int vcpu_fd, uint32_t index, uint64_t *value) {
+    struct ckvm_one_msr request;
+    memset(&request, 0, sizeof request);
+    request.header.nmsrs = 1;
+    request.entry.index = index;
+    int result = ioctl(vcpu_fd, KVM_GET_MSRS, &request);
+    if (result == 1) *value = request.entry.data;
+    return result;
+}
+
+int ckvm_set_msr(int vcpu_fd, uint32_t index, uint64_t value) {
+    struct ckvm_one_msr request;
+    memset(&request, 0, sizeof request);
+    request.header.nmsrs = 1;
+    request.entry.index = index;
+    request.entry.data = value;
+    return ioctl(vcpu_fd, KVM_SET_MSRS, &request);
+}
 
 _Static_assert(sizeof(struct kvm_regs) == 144, "kvm_regs layout");
 _Static_assert(sizeof(struct kvm_stats_header) == 24, "kvm_stats_header layout");

@@ -40,6 +40,21 @@ enum VMMHarness {
         }
     }
 
+    /// Whether /dev/kvm is the kvm_pvm back end, which offers `--mode native`
+    /// and `--mode emulated` (hardware KVM offers neither).
+    static var isPVMHost: Bool {
+        FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm")
+    }
+
+    /// Skips the calling test, with the reason printed, unless KVM is kvm_pvm.
+    static func requirePVM() throws {
+        try requireKVM()
+        guard isPVMHost else {
+            print("SKIP: KVM is not the kvm_pvm back end: --mode native and --mode emulated exist only there")
+            throw XCTSkip("KVM is not the kvm_pvm back end")
+        }
+    }
+
     /// Fails (not skips) when an image is missing: `make test` builds them first.
     static func requireImage(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let path = image(name)

@@ -113,6 +113,57 @@ final class BootLayoutTests: XCTestCase {
         XCTAssertEqual(gdt[Int(TORO_BOOT_SELECTOR_TSS) / 8] >> 40 & 0xF, 0x9, "available 64-bit TSS")
     }
 
+    /// kvm_pvm's native mode: DPL-3 64-bit code and data at the selectors the contract names (RPL 3).
+    func testGDTHasTheNativeModeDescriptors() {
+        let gdt = LongMode.gdtEntries()
+        XCTAssertEqual(TORO_BOOT_SELECTOR_NATIVE_CODE & 3, 3)
+        XCTAssertEqual(TORO_BOOT_SELECTOR_NATIVE_DATA & 3, 3)
+        let code = gdt[Int(TORO_BOOT_SELECTOR_NATIVE_CODE) / 8]
+        let data = gdt[Int(TORO_BOOT_SELECTOR_NATIVE_DATA) / 8]
+        XCTAssertEqual(code >> 45 & 3, 3, "code DPL")
+        XCTAssertEqual(code >> 53 & 1, 1, "code L bit")
+        XCTAssertEqual(code >> 43 & 1, 1, "executable")
+        XCTAssertEqual(data >> 45 & 3, 3, "data DPL")
+        XCTAssertEqual(data >> 43 & 1, 0, "data is not executable")
+        XCTAssertEqual(data >> 47 & 1, 1, "present")
+    }
+
+    /// The PML4 sits in an odd frame (kvm_pvm runs a vCPU natively only then), and
+    /// `userAccessible` sets U in every entry (native mode runs the kernel at CPL 3).
+    func testPML4IsInAnOddFrameAndNativeTablesAreUserAccessible() throws {
+        XCTAssertEqual(BootLayout.pml4 >> 12 & 1, 1)
+        XCTAssertEqual(LongMode.configure(kvm_sregs()).cr3, BootLayout.pml4)
+        let memory = try GuestMemory(size: 64 << 20)
+        for user in [false, true] {
+            for entry in PageTables.entries(for: memory, cpus: 2, userAccessible: user) {
+                XCTAssertEqual(entry.value & PageTables.user != 0, user, "entry at 0x\(String(entry.address, radix: 16))")
+            }
+        }
+    }
+
+    /// The walk the VMM uses to explain a crash agrees with the map it wrote.
+    func testPageWalkFindsWhatTheIdentityMapMaps() throws {
+        let memory = try GuestMemory(size: 64 << 20)
+        try PageTables.write(into: memory, cpus: 2)
+        let guardPage = BootLayout.stack(cpu: 1).base - BootLayout.guardSize
+        XCTAssertEqual(PageTables.maps(0, cr3: BootLayout.pml4, in: memory), false, "page 0")
+        XCTAssertEqual(PageTables.maps(guardPage + 8, cr3: BootLayout.pml4, in: memory), false, "a stack guard")
+        XCTAssertEqual(PageTables.maps(BootLayout.stack(cpu: 1).base, cr3: BootLayout.pml4, in: memory), true)
+        XCTAssertEqual(PageTables.maps(0x20_0000 + 0x1234, cr3: BootLayout.pml4, in: memory), true, "a 2 MiB page")
+        XCTAssertEqual(PageTables.maps(64 << 20, cr3: BootLayout.pml4, in: memory), false, "past RAM")
+        XCTAssertEqual(PageTables.maps(0x4000_0000_0000, cr3: BootLayout.pml4, in: memory), false, "outside the map")
+        XCTAssertNil(PageTables.maps(0x1000, cr3: 1 << 40, in: memory), "tables outside RAM")
+    }
+
+    func testModeRequestResolvesAgainstTheHost() {
+        XCTAssertEqual(ModeRequest.auto.resolve(pvm: true), .native)
+        XCTAssertEqual(ModeRequest.auto.resolve(pvm: false), .hardware)
+        XCTAssertEqual(ModeRequest.native.resolve(pvm: true), .native)
+        XCTAssertEqual(ModeRequest.emulated.resolve(pvm: true), .emulated)
+        XCTAssertNil(ModeRequest.native.resolve(pvm: false))
+        XCTAssertNil(ModeRequest.emulated.resolve(pvm: false))
+    }
+
     func testCPUIDCarriesAPICID() {
         var leaf1 = kvm_cpuid_entry2()
         leaf1.function = 1

@@ -190,7 +190,7 @@ final class ProfileReportTests: XCTestCase {
 
     func testJSONHasTheProfileOnlyWhenProfiling() throws {
         var stats = RunStatistics(
-            image: "k", cpus: 1, memoryBytes: 128 << 20, stopReason: .guestExit(status: 0), wallNanoseconds: 1,
+            image: "k", cpus: 1, memoryBytes: 128 << 20, mode: .native, stopReason: .guestExit(status: 0), wallNanoseconds: 1,
             firstOutputNanoseconds: nil, guestStartNanoseconds: 0, processCPUNanoseconds: 0, consoleBytes: 0,
             rejectedRequests: 0, vcpus: [VCPUStatistics(index: 0)])
         let plain = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(StatisticsFormat.json(stats).utf8)) as? [String: Any])

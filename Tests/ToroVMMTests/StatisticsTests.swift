@@ -51,7 +51,7 @@ final class StatisticsTests: XCTestCase {
         b.kvm = ["exits": 5]
         b.vmmExits = ["io_out": 1, "interrupted": 1]
         return RunStatistics(
-            image: "img \"quoted\".elf", cpus: 2, memoryBytes: 128 << 20, stopReason: .guestExit(status: 0),
+            image: "img \"quoted\".elf", cpus: 2, memoryBytes: 128 << 20, mode: .emulated, stopReason: .guestExit(status: 0),
             wallNanoseconds: 2_100_000_000, firstOutputNanoseconds: 3_000_000, guestStartNanoseconds: 2_000_000,
             processCPUNanoseconds: 2_050_000_000, consoleBytes: 42, rejectedRequests: 0, vcpus: [a, b])
     }

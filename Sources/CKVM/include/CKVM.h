@@ -68,6 +68,14 @@ extern const unsigned long CKVM_SET_MP_STATE;
 extern const unsigned long CKVM_GET_MP_STATE;
 extern const unsigned long CKVM_GET_TSC_KHZ;
 extern const unsigned long CKVM_GET_STATS_FD;
+extern const unsigned long CKVM_GET_MSRS;
+extern const unsigned long CKVM_SET_MSRS;
+
+/* KVM_GET_MSRS / KVM_SET_MSRS for one MSR: struct kvm_msrs ends in a flexible
+ * array, which Swift cannot build. Return ioctl's result (the number of MSRs
+ * read or written, so 1 on success); errno is left as ioctl set it. */
+int ckvm_get_msr(int vcpu_fd, uint32_t index, uint64_t *value);
+int ckvm_set_msr(int vcpu_fd, uint32_t index, uint64_t value);
 
 /* MARK: - ioctl(2) without varargs */
 

@@ -17,14 +17,18 @@ public enum LongMode {
 
     static let tssLimit: UInt32 = 0x67
 
-    /// The boot GDT: null, 64-bit code, data, and a 16-byte TSS descriptor.
+    /// The boot GDT: null, 64-bit code, data, a 16-byte TSS descriptor, then
+    /// the DPL-3 data and 64-bit code descriptors of kvm_pvm's native mode
+    /// (at TORO_BOOT_SELECTOR_NATIVE_DATA/CODE; see boot/toro_boot.h).
     public static func gdtEntries() -> [UInt64] {
         let code: UInt64 = 0x00AF_9A00_0000_FFFF  // present, DPL 0, execute/read, L=1
         let data: UInt64 = 0x00CF_9200_0000_FFFF  // present, DPL 0, read/write, 4 GiB
+        let nativeData: UInt64 = 0x00CF_F200_0000_FFFF  // the same at DPL 3
+        let nativeCode: UInt64 = 0x00AF_FA00_0000_FFFF  // the same at DPL 3
         let base = BootLayout.tss
         let tssLow = UInt64(tssLimit) | ((base & 0xFF_FFFF) << 16) | (0x89 << 40) | (((base >> 24) & 0xFF) << 56)
         let tssHigh = base >> 32
-        return [0, code, data, tssLow, tssHigh]
+        return [0, code, data, tssLow, tssHigh, nativeData, nativeCode]
     }
 
     /// Writes the GDT and a zeroed TSS into guest memory.

@@ -7,6 +7,7 @@
 public enum PageTables {
     public static let present: UInt64 = 1 << 0
     public static let writable: UInt64 = 1 << 1
+    public static let user: UInt64 = 1 << 2
     public static let writeThrough: UInt64 = 1 << 3
     public static let cacheDisable: UInt64 = 1 << 4
     public static let largePage: UInt64 = 1 << 7
@@ -23,9 +24,14 @@ public enum PageTables {
 
     /// Page-table entries as (guest address, value) pairs, for a memory of `memory`
     /// with `cpus` boot stacks. Pure, so that tests can check the layout.
-    public static func entries(for memory: GuestMemory, cpus: Int) -> [(address: UInt64, value: UInt64)] {
+    ///
+    /// `userAccessible` sets U in every entry: kvm_pvm's native mode runs the
+    /// kernel at hardware privilege level 3, where a page without U faults.
+    public static func entries(for memory: GuestMemory, cpus: Int, userAccessible: Bool = false)
+        -> [(address: UInt64, value: UInt64)]
+    {
         var entries: [(UInt64, UInt64)] = []
-        let table = present | writable
+        let table = present | writable | (userAccessible ? user : 0)
         entries.append((BootLayout.pml4, BootLayout.pdpt | table))
         let gigabytes = mappedEnd(for: memory) / oneGiB
         for gib in 0..<gigabytes {
@@ -62,15 +68,34 @@ public enum PageTables {
     ///
     /// Only the table pages in use are cleared: touching the whole 1 MiB table
     /// area would cost a host page fault per page on every boot.
-    public static func write(into memory: GuestMemory, cpus: Int) throws(GuestMemoryError) {
+    public static func write(into memory: GuestMemory, cpus: Int, userAccessible: Bool = false) throws(GuestMemoryError) {
         let directories = mappedEnd(for: memory) / oneGiB
         guard directories <= BootLayout.maxPageDirectories else { throw .badSize(memory.size) }
         for table in [BootLayout.pml4, BootLayout.pdpt, BootLayout.lowPageTable] {
             try memory.fill(0, at: GuestAddress(table), count: 4096)
         }
         try memory.fill(0, at: GuestAddress(BootLayout.pageDirectories), count: directories * 4096)
-        for entry in entries(for: memory, cpus: cpus) {
+        for entry in entries(for: memory, cpus: cpus, userAccessible: userAccessible) {
             try memory.store(entry.value, at: GuestAddress(entry.address))
         }
     }
+
+    /// Whether the guest's page tables rooted at `cr3` map `address`: a
+    /// four-level walk through guest memory (2 MiB and 1 GiB pages included),
+    /// as the CPU would do it. Nil when a table lies outside guest RAM, which
+    /// a crashed guest's tables may. Used to explain a crash, never trusted
+    /// for anything else.
+    public static func maps(_ address: UInt64, cr3: UInt64, in memory: GuestMemory) -> Bool? {
+        let frame: UInt64 = 0x000F_FFFF_FFFF_F000
+        var table = cr3 & frame
+        for level in stride(from: 3, through: 0, by: -1) {
+            let index = (address >> UInt64(12 + 9 * level)) & 511
+            guard let entry = try? memory.load(UInt64.self, at: GuestAddress(table &+ index &* 8)) else { return nil }
+            guard entry & present != 0 else { return false }
+            if level == 0 || (level <= 2 && entry & largePage != 0) { return true }
+            table = entry & frame
+        }
+        return true
+    }
 }
+

@@ -31,7 +31,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     public static let usage = """
         USAGE: toro-vmm run IMAGE [--cpus N] [--memory SIZE] [--cmdline STRING]
                                [--stats text|json|none] [--stats-file PATH] [--stats-interval SECONDS]
-                               [--timeout SECONDS] [--halt-poll-ns N]
+                               [--timeout SECONDS] [--halt-poll-ns N] [--mode auto|native|emulated]
                                [--net tap=NAME[,mac=MAC][,drop=PERCENT]]
                                [--profile FILE] [--profile-interval MICROSECONDS]
 
@@ -48,6 +48,10 @@ public struct CommandLineOptions: Equatable, Sendable {
           --timeout SECONDS   stop the VM after SECONDS (exit status 124)
           --halt-poll-ns N    how long KVM polls after a guest HLT before it sleeps the vCPU thread
                               (KVM_CAP_HALT_POLL; 0 turns polling off; default: the host's setting)
+          --mode MODE         how KVM runs the guest: auto (default: native where the host is kvm_pvm
+                              and offers its native opt-in, otherwise what KVM does), native (that
+                              opt-in; an error elsewhere) or emulated (kvm_pvm's instruction emulator,
+                              which counts every guest instruction; an error elsewhere)
           --net tap=NAME[,mac=MAC][,drop=PERCENT]
                               a virtio-net device (virtio-mmio at 0xd1000000, GSI 5) whose frames go to
                               host TAP interface NAME, created if missing (needs CAP_NET_ADMIN); MAC
@@ -104,7 +108,7 @@ public struct CommandLineOptions: Equatable, Sendable {
                 name = String(name[..<equals])
             }
             guard ["cpus", "memory", "cmdline", "stats", "stats-file", "stats-interval", "timeout", "halt-poll-ns", "net",
-                  "profile", "profile-interval"].contains(name) else {
+                  "profile", "mode", "profile-interval"].contains(name) else {
                 throw UsageError("unknown option '--\(name)'")
             }
             guard seen.insert(name).inserted else { throw UsageError("--\(name) given twice") }
@@ -137,6 +141,11 @@ public struct CommandLineOptions: Equatable, Sendable {
                 config.haltPollNanoseconds = nanoseconds
             case "net":
                 config.net = try NetConfig.parse(value)
+            case "mode":
+                guard let mode = ModeRequest(rawValue: value) else {
+                    throw UsageError("--mode must be auto, native or emulated, got '\(value)'")
+                }
+                config.mode = mode
             case "profile":
                 guard !value.isEmpty else { throw UsageError("--profile needs a file name, or - for stderr") }
                 config.profilePath = value

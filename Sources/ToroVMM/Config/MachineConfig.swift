@@ -10,6 +10,8 @@ public struct MachineConfig: Equatable, Sendable {
     public var statsInterval: Double?
     /// KVM's halt polling for this VM (KVM_CAP_HALT_POLL); nil leaves the host's default.
     public var haltPollNanoseconds: UInt64?
+    /// `--mode`: how KVM should run the guest.
+    public var mode: ModeRequest = .auto
     /// The virtio-net device of `--net`; nil for none.
     public var net: NetConfig?
     /// Where `--profile` writes the guest profile (`-` for standard error); nil for no profiling.

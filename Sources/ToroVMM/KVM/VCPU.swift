@@ -80,6 +80,19 @@ public final class VCPU: @unchecked Sendable {
         try kvmCall("KVM_SET_CPUID2") { ckvm_ioctl_ptr(fd, CKVM_SET_CPUID2, cpuid) }
     }
 
+    /// The value of model-specific register `index` as KVM keeps it for the
+    /// vCPU, or nil if KVM has no such MSR.
+    public func readMSR(_ index: UInt32) -> UInt64? {
+        var value: UInt64 = 0
+        return ckvm_get_msr(fd, index, &value) == 1 ? value : nil
+    }
+
+    /// Sets model-specific register `index`; KVM refusing it is an error.
+    public func writeMSR(_ index: UInt32, _ value: UInt64) throws(KVMError) {
+        let written = ckvm_set_msr(fd, index, value)
+        guard written == 1 else { throw KVMError("KVM_SET_MSRS 0x\(String(index, radix: 16))", errno: written < 0 ? errno : EINVAL) }
+    }
+
     /// Marks the vCPU runnable; application processors otherwise wait for INIT/SIPI.
     public func setRunnable() throws(KVMError) {
         var state = kvm_mp_state(mp_state: UInt32(KVM_MP_STATE_RUNNABLE))

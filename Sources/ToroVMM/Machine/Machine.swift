@@ -16,6 +16,8 @@ public final class Machine {
     let symbols: ELFSymbolTable?
     /// When the VMM started, for the boot-time figures in the statistics.
     let startNanoseconds: UInt64
+    /// How KVM runs this guest (`--mode`, resolved against the host).
+    public let mode: ExecutionMode
 
     /// Builds the VM. Every failure is a ``VMMError`` with one line for the user.
     public init(config: MachineConfig, system given: KVMSystem? = nil, startNanoseconds: UInt64 = Clock.monotonicNanoseconds()) throws(VMMError) {
@@ -76,10 +78,12 @@ public final class Machine {
         if let error = mapping.error { throw .kvm(error) }
         self.image = image
         self.vcpus = vcpus
+        let mode = try Self.resolve(config.mode, on: vcpus[0])
+        self.mode = mode
 
         do {
             try LongMode.writeDescriptorTables(into: memory)
-            try PageTables.write(into: memory, cpus: config.cpus)
+            try PageTables.write(into: memory, cpus: config.cpus, userAccessible: mode == .native)
         } catch { throw .memory(error) }
         var bootInfo = BootInfo(
             cpuCount: config.cpus, memory: memory, kernelRanges: image.loadedRanges,
@@ -96,8 +100,20 @@ public final class Machine {
                     entry: image.entry, stackTop: stack.base + stack.size, bootInfo: BootLayout.bootInfo, cpu: vcpu.index))
                 try vcpu.setFPU(LongMode.fpu())
                 try vcpu.setRunnable()
+                // After the memory slot (kvm_pvm refuses the opt-in before one
+                // exists) and before the vCPU first runs.
+                if mode == .native { try PVMHost.enableNativeExecution(vcpu) }
             }
         } catch { throw .kvm(error) }
+    }
+
+    /// The mode `request` gives on this host, or the one-line reason it cannot be had.
+    static func resolve(_ request: ModeRequest, on vcpu: VCPU) throws(VMMError) -> ExecutionMode {
+        let pvm = PVMHost.isPresent(vcpu)
+        if let mode = request.resolve(pvm: pvm) { return mode }
+        throw .kvmUnavailable(
+            "--mode \(request.rawValue): this KVM is not the kvm_pvm back end (no PVM signature in MSR 0x4b564d11), "
+                + "so it has neither its native opt-in nor its emulated mode; use --mode auto")
     }
 
     /// Runs the guest until it exits, crashes, times out or the process is signalled,
@@ -125,7 +141,7 @@ public final class Machine {
         }
         let runners = vcpus.map { vcpu in
             VCPURunner(vcpu: vcpu, memory: memory, console: console, control: control, bus: net?.bus,
-                       profile: profiler?.profiles[vcpu.index]) { guestStart.mark() }
+                       profile: profiler?.profiles[vcpu.index], mode: mode) { guestStart.mark() }
         }
         if let net {
             do { try net.start() } catch { control.stop(.internalError(error.description)) }
@@ -185,7 +201,7 @@ public final class Machine {
             return report.summary
         }
         return RunStatistics(
-            image: config.imagePath, cpus: config.cpus, memoryBytes: config.memory,
+            image: config.imagePath, cpus: config.cpus, memoryBytes: config.memory, mode: mode,
             stopReason: control.reason ?? .internalError("stopped without a reason"),
             wallNanoseconds: end - startNanoseconds,
             firstOutputNanoseconds: first == 0 ? nil : first - startNanoseconds,

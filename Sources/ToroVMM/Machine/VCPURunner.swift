@@ -38,13 +38,16 @@ final class VCPURunner: @unchecked Sendable {
     let bus: VirtioMMIOBus?
     /// This vCPU's samples with `--profile`; nil without.
     let profile: VCPUProfile?
+    /// How KVM runs the guest: it changes what a triple fault means.
+    let mode: ExecutionMode
     private(set) var statistics: VCPUStatistics
     private(set) var rejectedRequests: UInt64 = 0
     private var warnedAboutConsole = false
 
     init(vcpu: VCPU, memory: GuestMemory, console: ConsoleSink, control: StopControl, bus: VirtioMMIOBus? = nil,
-         profile: VCPUProfile? = nil, onFirstEntry: @escaping () -> Void) {
+         profile: VCPUProfile? = nil, mode: ExecutionMode = .hardware, onFirstEntry: @escaping () -> Void) {
         self.bus = bus
+        self.mode = mode
         self.profile = profile
         self.vcpu = vcpu
         self.memory = memory
@@ -104,7 +107,7 @@ final class VCPURunner: @unchecked Sendable {
         case .halt, .interrupted:
             break
         case .shutdown:
-            crash("triple fault (KVM_EXIT_SHUTDOWN)")
+            crash("triple fault (KVM_EXIT_SHUTDOWN)" + tripleFaultExplanation())
         case let .failEntry(reason):
             crash("VM entry failed, hardware reason 0x\(String(reason, radix: 16))")
         case let .internalError(suberror):
@@ -157,6 +160,27 @@ final class VCPURunner: @unchecked Sendable {
             warnedAboutConsole = true
             writeError("toro-vmm: vCPU \(vcpu.index): \(message) (further rejections are only counted)")
         }
+    }
+
+    /// What a triple fault most likely was, where the VMM can tell more than
+    /// the guest could. In kvm_pvm's native mode exceptions are delivered on
+    /// the stack that faulted (no IST), so a stack overflow, whose delivery
+    /// faults again, ends here instead of in the kernel's own report.
+    func tripleFaultExplanation() -> String {
+        guard mode == .native, let regs = try? vcpu.registers(), let sregs = try? vcpu.specialRegisters() else { return "" }
+        let page: UInt64 = 4096
+        let cr2Page = sregs.cr2 & ~(page - 1)
+        let rspPage = regs.rsp & ~(page - 1)
+        // The fault was on an unmapped page at or just below the stack pointer.
+        if PageTables.maps(sregs.cr2, cr3: sregs.cr3, in: memory) == false,
+            rspPage == cr2Page || rspPage == cr2Page &+ page
+        {
+            return ": stack overflow (rsp 0x\(String(regs.rsp, radix: 16)) reached the unmapped page at "
+                + "0x\(String(cr2Page, radix: 16)); in native mode an exception is delivered on the stack "
+                + "that faulted, so the kernel could not report it)"
+        }
+        return ": in native mode an exception whose delivery faults (a bad stack, a bad IDT) ends so, "
+            + "without the kernel's report"
     }
 
     func crash(_ summary: String) {

@@ -24,6 +24,11 @@ public struct VCPUStatistics: Sendable, Equatable {
         guard let attempted = kvm["halt_attempted_poll"], let successful = kvm["halt_successful_poll"] else { return nil }
         return attempted >= successful ? attempted - successful : 0
     }
+    /// KVM's `insn_emulation`: instructions KVM emulated for the guest. In
+    /// native mode, the privileged operations that trapped to the host; in
+    /// emulated mode, every guest instruction; on hardware KVM, the few it
+    /// had to emulate (device accesses).
+    public var traps: UInt64? { kvm["insn_emulation"] }
     public var ioExits: UInt64? { kvm["io_exits"] }
     public var mmioExits: UInt64? { kvm["mmio_exits"] }
     /// Exits that reached the VMM (KVM_RUN returned), signals included.
@@ -37,6 +42,8 @@ public struct RunStatistics: Sendable, Equatable {
     public var image: String
     public var cpus: Int
     public var memoryBytes: UInt64
+    /// How KVM ran the guest.
+    public var mode: ExecutionMode
     public var stopReason: StopReason
     /// Nanoseconds from the VMM's start to the end of the run.
     public var wallNanoseconds: UInt64

@@ -13,11 +13,11 @@ public enum StatisticsFormat {
         case let .signal(number): stop = "stopped by signal \(number)"
         case let .internalError(text): stop = "toro-vmm failed: \(text)"
         }
-        lines.append("toro-vmm: \(stop); \(stats.cpus) vCPU(s), \(MemorySize.format(stats.memoryBytes))")
+        lines.append("toro-vmm: \(stop); \(stats.cpus) vCPU(s), \(MemorySize.format(stats.memoryBytes)), mode \(stats.mode.rawValue)")
         var summary = "  wall \(milliseconds(stats.wallNanoseconds)) ms, process CPU \(milliseconds(stats.processCPUNanoseconds)) ms (\(formatNumber(stats.processCPUPercent, decimals: 1))%)"
         if let first = stats.firstOutputNanoseconds { summary += ", first console byte at \(milliseconds(first)) ms" }
         lines.append(summary)
-        let header = ["vcpu", "wall ms", "cpu ms", "cpu%", "exits", "hlt", "halted ms", "halted%", "poll ok", "poll fail", "io", "mmio", "vmm exits"]
+        let header = ["vcpu", "wall ms", "cpu ms", "cpu%", "exits", "hlt", "halted ms", "halted%", "poll ok", "poll fail", "traps", "io", "mmio", "vmm exits"]
         var rows = [header]
         for vcpu in stats.vcpus { rows.append(row(String(vcpu.index), vcpu)) }
         if stats.vcpus.count > 1 { rows.append(row("all", stats.totals)) }
@@ -40,7 +40,7 @@ public enum StatisticsFormat {
             name, milliseconds(v.wallNanoseconds), milliseconds(v.cpuNanoseconds), formatNumber(v.cpuPercent, decimals: 1),
             count(v.exits), count(v.haltExits), v.haltWaitNanoseconds.map(milliseconds) ?? "-",
             v.haltedPercent.map { formatNumber($0, decimals: 1) } ?? "-",
-            count(v.haltPollSuccesses), count(v.haltPollFailures), count(v.ioExits), count(v.mmioExits), String(v.vmmExitTotal),
+            count(v.haltPollSuccesses), count(v.haltPollFailures), count(v.traps), count(v.ioExits), count(v.mmioExits), String(v.vmmExitTotal),
         ]
     }
 
@@ -75,6 +75,7 @@ public enum StatisticsFormat {
             ("image", .string(stats.image)),
             ("cpus", .int(Int64(stats.cpus))),
             ("memory_bytes", .uint(stats.memoryBytes)),
+            ("mode", .string(stats.mode.rawValue)),
             ("stop", .object(stop)),
             ("wall_ns", .uint(stats.wallNanoseconds)),
             ("guest_start_ns", .uint(stats.guestStartNanoseconds)),
@@ -117,6 +118,7 @@ public enum StatisticsFormat {
             ("halted_percent", v.haltedPercent.map(JSON.double) ?? .null),
             ("halt_poll_success", optional(v.haltPollSuccesses)),
             ("halt_poll_fail", optional(v.haltPollFailures)),
+            ("traps", optional(v.traps)),
             ("io_exits", optional(v.ioExits)),
             ("mmio_exits", optional(v.mmioExits)),
             ("vmm_exits", .uint(v.vmmExitTotal)),
