@@ -50,7 +50,7 @@
 
 /* "TOROBOOT" read as a little-endian 64-bit integer. */
 #define TORO_BOOT_MAGIC 0x544F4F424F524F54ULL
-#define TORO_BOOT_VERSION 1u
+#define TORO_BOOT_VERSION 2u
 
 #define TORO_MAX_CPUS 32u
 #define TORO_MAX_MEMORY_REGIONS 16u
@@ -112,11 +112,21 @@ struct toro_cpu_info {
 #define TORO_DEVICE_NONE 0u
 #define TORO_DEVICE_VIRTIO_MMIO 1u
 
+/* Bits of toro_device.flags. */
+/* The device pulses its line once per event (an edge, through an irqfd or
+ * KVM_IRQ_LINE up then down): the next event interrupts whether or not the
+ * driver acknowledged the last one. A virtio-mmio driver then need not read
+ * InterruptStatus nor write InterruptACK in its handler, two VM exits it
+ * would otherwise pay per interrupt; both registers still work. */
+#define TORO_DEVICE_FLAG_PULSED_INTERRUPT 0x1u
+
 struct toro_device {
     uint32_t type;
     uint32_t irq;  /* GSI on the IOAPIC */
     uint64_t base; /* guest-physical MMIO base */
     uint64_t size;
+    uint32_t flags;
+    uint32_t reserved;
 };
 
 /* Bits of toro_boot_info.flags. */
@@ -147,9 +157,9 @@ struct toro_boot_info {
 _Static_assert(sizeof(struct toro_console_write) == 16, "toro_console_write layout");
 _Static_assert(sizeof(struct toro_memory_region) == 24, "toro_memory_region layout");
 _Static_assert(sizeof(struct toro_cpu_info) == 24, "toro_cpu_info layout");
-_Static_assert(sizeof(struct toro_device) == 24, "toro_device layout");
+_Static_assert(sizeof(struct toro_device) == 32, "toro_device layout");
 _Static_assert(sizeof(struct toro_boot_info) ==
-                   64 + 24 * TORO_MAX_MEMORY_REGIONS + 24 * TORO_MAX_CPUS + 24 * TORO_MAX_DEVICES + TORO_CMDLINE_MAX,
+                   64 + 24 * TORO_MAX_MEMORY_REGIONS + 24 * TORO_MAX_CPUS + 32 * TORO_MAX_DEVICES + TORO_CMDLINE_MAX,
                "toro_boot_info layout");
 _Static_assert(sizeof(struct toro_boot_info) <= 8192, "toro_boot_info must fit its two pages");
 

@@ -61,6 +61,10 @@ public struct BootInfo {
         public var irq: Int
         public var base: UInt
         public var size: UInt
+        /// The device pulses its line once per event, so its driver need not
+        /// acknowledge an interrupt for the next one to come
+        /// (TORO_DEVICE_FLAG_PULSED_INTERRUPT).
+        public var interruptIsPulsed: Bool
     }
 
     /// The devices the VMM lists, in its order (empty without any).
@@ -70,7 +74,10 @@ public struct BootInfo {
         for index in 0..<count {
             let device = kernel_boot_device(raw, UInt32(index)).pointee
             if device.type == TORO_DEVICE_NONE { continue }
-            result.append(Device(type: device.type, irq: Int(device.irq), base: UInt(device.base), size: UInt(device.size)))
+            result.append(
+                Device(
+                    type: device.type, irq: Int(device.irq), base: UInt(device.base), size: UInt(device.size),
+                    interruptIsPulsed: device.flags & TORO_DEVICE_FLAG_PULSED_INTERRUPT != 0))
         }
         return result
     }

@@ -20,11 +20,14 @@ public struct BootInfo: Sendable, Equatable {
         public var irq: UInt32
         public var base: UInt64
         public var size: UInt64
-        public init(type: UInt32, irq: UInt32, base: UInt64, size: UInt64) {
+        /// `TORO_DEVICE_FLAG_*` bits.
+        public var flags: UInt32
+        public init(type: UInt32, irq: UInt32, base: UInt64, size: UInt64, flags: UInt32 = 0) {
             self.type = type
             self.irq = irq
             self.base = base
             self.size = size
+            self.flags = flags
         }
     }
 
@@ -131,7 +134,8 @@ public struct BootInfo: Sendable, Equatable {
         withUnsafeMutableBytes(of: &info.devices) { raw in
             let slots = raw.bindMemory(to: toro_device.self)
             for (i, device) in devices.enumerated() {
-                slots[i] = toro_device(type: device.type, irq: device.irq, base: device.base, size: device.size)
+                slots[i] = toro_device(
+                    type: device.type, irq: device.irq, base: device.base, size: device.size, flags: device.flags, reserved: 0)
             }
         }
         withUnsafeMutableBytes(of: &info.cmdline) { raw in

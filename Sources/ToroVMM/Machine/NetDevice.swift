@@ -120,7 +120,7 @@ final class NetDevice: @unchecked Sendable {
 
     /// The boot-information entries for the devices on ``bus``.
     var bootDevices: [BootInfo.Device] {
-        bus.bootDevices.map { BootInfo.Device(type: $0.type, irq: $0.irq, base: $0.base, size: $0.size) }
+        bus.bootDevices.map { BootInfo.Device(type: $0.type, irq: $0.irq, base: $0.base, size: $0.size, flags: $0.flags) }
     }
 
     /// Starts the I/O thread.

@@ -549,8 +549,15 @@ public final class VirtioMMIOBus: @unchecked Sendable {
     }
 
     /// The entries for `toro_boot_info.devices` (boot/toro_boot.h), one per device.
+    /// Every transport pulses its line once per event (``VirtioInterruptLine``:
+    /// an irqfd edge, or KVM_IRQ_LINE up then down), whatever InterruptStatus
+    /// holds, so each is listed with TORO_DEVICE_FLAG_PULSED_INTERRUPT.
     public var bootDevices: [toro_device] {
-        slots.map { toro_device(type: TORO_DEVICE_VIRTIO_MMIO, irq: $0.irq, base: $0.base, size: VirtioMMIOTransport.windowSize) }
+        slots.map {
+            toro_device(
+                type: TORO_DEVICE_VIRTIO_MMIO, irq: $0.irq, base: $0.base, size: VirtioMMIOTransport.windowSize,
+                flags: TORO_DEVICE_FLAG_PULSED_INTERRUPT, reserved: 0)
+        }
     }
 }
 

@@ -7,9 +7,16 @@ import Synchronization
 ///
 /// One core owns the driver (the one that calls ``send(frame:)`` and
 /// ``receive()``); the device's interrupt is routed to that core, and its
-/// handler only acknowledges it and wakes the core's pollers
-/// (``Thread/workArrived(on:)``), so a thread can wait with the polling API:
-/// `receive()`, and `Thread.pollFoundNothing()` when it returns nil.
+/// handler only wakes the core's pollers (``Thread/workArrived(on:)``), so a
+/// thread can wait with the polling API: `receive()`, and
+/// `Thread.pollFoundNothing()` when it returns nil. Where the VMM pulses the
+/// line once per event (TORO_DEVICE_FLAG_PULSED_INTERRUPT) the handler
+/// touches no register: reading InterruptStatus and writing InterruptACK
+/// would be two VM exits per interrupt, for nothing.
+///
+/// Receive interrupts are for a poller about to sleep: it turns them off
+/// while it finds frames by polling and on only before it idles
+/// (``setReceiveInterrupts(_:)``), so a busy network core takes none.
 ///
 /// Notifications cost a VM exit each, so the driver sends as few as it can
 /// (§2.7.7, §2.7.10): a batch of frames or of reposted receive buffers is
@@ -36,6 +43,8 @@ public final class VirtioNetDriver {
     private var transmitQueue: Virtqueue
     /// Transmit descriptors not given to the device.
     private var freeTransmit: [Int]
+    /// Whether the receive queue asks for interrupts (``setReceiveInterrupts(_:)``).
+    private var receiveInterrupts = true
     /// The device's MAC address (config space bytes 0-5).
     public let mac: [UInt8]
     /// The IOAPIC line and the core its interrupt goes to.
@@ -50,14 +59,14 @@ public final class VirtioNetDriver {
         for device in BootInfo.current.devices where device.type == TORO_DEVICE_VIRTIO_MMIO {
             let transport = VirtioMMIO(base: device.base)
             if transport.isDevice(deviceID) {
-                return VirtioNetDriver(transport: transport, irq: device.irq)
+                return VirtioNetDriver(transport: transport, irq: device.irq, pulsed: device.interruptIsPulsed)
             }
         }
         print("virtio-net: no device")
         return nil
     }
 
-    private init?(transport: VirtioMMIO, irq: Int) {
+    private init?(transport: VirtioMMIO, irq: Int, pulsed: Bool) {
         typealias Status = VirtioMMIO.Status
         // §3.1.1 Driver Requirements: Device Initialization, in order.
         transport.write(VirtioMMIO.Register.status, 0)  // reset
@@ -100,7 +109,7 @@ public final class VirtioNetDriver {
         self.receiveQueue.publish()
         self.transmitQueue.suppressInterrupts()
 
-        interruptTransport.store(transport.base, ordering: .releasing)
+        interruptTransport.store(pulsed ? 0 : transport.base, ordering: .releasing)
         interruptCore.store(core, ordering: .releasing)
         Interrupts.register(vector: Self.vector, handler: Self.interrupt)
         // virtio-mmio lines are level-triggered in general; this VMM pulses
@@ -210,6 +219,17 @@ public final class VirtioNetDriver {
         if receiveQueue.deviceWantsNotification { transport.notify(Self.receiveQueueIndex) }
     }
 
+    /// Turns the device's receive interrupts on or off (§2.7.7); they start
+    /// on. Returns whether frames are waiting already: a caller that turned
+    /// them on before it sleeps must then take those first, since they came
+    /// without an interrupt.
+    public func setReceiveInterrupts(_ enabled: Bool) -> Bool {
+        guard enabled != receiveInterrupts else { return receiveQueue.hasUsed }
+        receiveInterrupts = enabled
+        receiveQueue.setInterrupts(enabled)
+        return receiveQueue.hasUsed
+    }
+
     /// Takes back the transmit descriptors the device has finished with.
     private func reclaimTransmitted() {
         while let (id, _) = transmitQueue.takeUsed() {
@@ -218,15 +238,20 @@ public final class VirtioNetDriver {
     }
 
     /// The device's interrupt: acknowledge what it reports (§4.2.2
-    /// InterruptStatus/InterruptACK), then let the owning core's pollers look.
+    /// InterruptStatus/InterruptACK) unless its line is pulsed, then let the
+    /// owning core's pollers look.
     private static let interrupt: InterruptHandler = { _ in
-        let transport = VirtioMMIO(base: interruptTransport.load(ordering: .acquiring))
-        let pending = transport.read(VirtioMMIO.Register.interruptStatus)
-        if pending != 0 { transport.write(VirtioMMIO.Register.interruptACK, pending) }
+        let base = interruptTransport.load(ordering: .acquiring)
+        if base != 0 {
+            let transport = VirtioMMIO(base: base)
+            let pending = transport.read(VirtioMMIO.Register.interruptStatus)
+            if pending != 0 { transport.write(VirtioMMIO.Register.interruptACK, pending) }
+        }
         Thread.workArrived(on: interruptCore.load(ordering: .acquiring))
     }
 }
 
-/// What the interrupt handler, a C function, needs: the window and the core.
+/// What the interrupt handler, a C function, needs: the window to acknowledge
+/// interrupts at (0 where the line is pulsed and needs no acknowledgement) and the core.
 private let interruptTransport = Atomic<UInt>(0)
 private let interruptCore = Atomic<Int>(0)

@@ -104,8 +104,22 @@ struct Virtqueue {
     /// §2.7.7: asks the device not to interrupt when it returns buffers of
     /// this queue (the driver looks at the used ring itself).
     func suppressInterrupts() {
-        kernel_mmio_write16(available, Self.availNoInterrupt)
+        setInterrupts(false)
+    }
+
+    /// §2.7.7: whether the device interrupts when it returns buffers of this
+    /// queue. The fence orders the flag before the caller's next look at the
+    /// used ring (``hasUsed``): the device pushes a used entry, fences, then
+    /// reads the flag, so a buffer returned while interrupts were off is
+    /// either seen by that look or interrupts.
+    func setInterrupts(_ enabled: Bool) {
+        kernel_mmio_write16(available, enabled ? 0 : Self.availNoInterrupt)
         kernel_memory_fence()
+    }
+
+    /// Whether the device has returned buffers not taken yet.
+    var hasUsed: Bool {
+        kernel_mmio_read16(used + 2) != usedIndex
     }
 
     /// The next buffer the device has finished with: its descriptor and the
