@@ -1,4 +1,5 @@
 import KernelSupport
+import Synchronization
 
 /// What an interrupt handler receives: the interrupted code's registers as
 /// the entry stub saved them, the vector, and the CPU's frame (RIP, RFLAGS,
@@ -93,10 +94,36 @@ public enum Interrupts {
     /// Takes the interrupts pending on this CPU, if any, and returns: a window
     /// of one instruction with interrupts enabled, for code that polls
     /// instead of halting. Two traps to the host in native mode, so hot loops
-    /// open it only now and then.
+    /// use ``windowIfDue()``.
     @inline(__always)
     public static func window() {
         kernel_interrupt_window()
+    }
+
+    /// ``window()``, but only if this CPU has not opened one in the last
+    /// ``windowInterval`` (200 µs): what `Thread.yield()` and the `idle=poll`
+    /// loop call every turn. Nothing a busy core waits for needs the window
+    /// sooner: its timers run in software once due (`Timers.expireIfDue()`),
+    /// threads other cores hand it arrive through its incoming queue, and
+    /// the network thread polls its device. What the window still brings in
+    /// (a device interrupt for another driver, an IPI a handler must see)
+    /// waits 200 µs at most. In native mode each window is two traps, about
+    /// 30 µs: opened every turn it was the most expensive thing a busy core did.
+    @inline(__always)
+    public static func windowIfDue() {
+        let now = CPU.timestamp()
+        let block = CPULocal.current
+        guard now &- block.pointee.last_window >= windowTicks.load(ordering: .relaxed) else { return }
+        block.pointee.last_window = now
+        kernel_interrupt_window()
+    }
+
+    /// The least time between two windows of ``windowIfDue()``.
+    public static let windowInterval: UInt64 = 200_000  // nanoseconds
+
+    /// On CPU 0 once the clock runs: ``windowInterval`` in TSC ticks.
+    static func startWindows() {
+        windowTicks.store(Clock.ticks(nanoseconds: windowInterval), ordering: .relaxed)
     }
 
     // MARK: - Bring-up
@@ -117,3 +144,6 @@ public enum Interrupts {
         LocalAPIC.start()
     }
 }
+
+/// ``Interrupts/windowInterval`` in TSC ticks; 0 (every turn) until the clock runs.
+private let windowTicks = Atomic<UInt64>(0)

@@ -35,6 +35,7 @@ private func bootstrap(bootInfoAddress: UInt) -> Never {
     }
     Kernel.exitPort.store(bootInfo.exitPort, ordering: .relaxed)
     Clock.start(bootInfo: bootInfo)
+    Interrupts.startWindows()
     // Memory before anything allocates: free pages, guard pages known to
     // fault reports, then one heap per CPU (each takes memory at its CPU's
     // first allocation, so the APs need no set-up of their own).

@@ -5,7 +5,11 @@
 /// runs when the device interrupts (a frame arrived), when an application
 /// thread asks it to (``kick()``, after it queued data to send), or when the
 /// stack's earliest timer is due (it arms one core timer for that). Between
-/// those its core halts. Only this thread touches the driver, so the driver
+/// those its core halts. While it finds work it polls the device with its
+/// receive interrupts off, and for the poll grace period (`pollgrace=`,
+/// 1 ms) after the last work it keeps polling; only then does it turn them
+/// on and let the core halt. Under load the network core takes no device
+/// interrupts and does not halt. Only this thread touches the driver, so the driver
 /// needs no lock; applications on any core call into the engine under the
 /// lock and never block while holding it.
 ///
@@ -228,8 +232,12 @@ public final class NetworkStack {
                 armedDeadline = deadline
             }
             if !foundWork {
-                Thread.pollFoundNothing()
+                // Before idling, the device may interrupt again (a frame that
+                // came before that is taken first, by another turn).
+                Thread.pollFoundNothing(beforeIdling: { driver.setReceiveInterrupts(true) })
             } else {
+                // Busy: frames are found by polling, without interrupts.
+                _ = driver.setReceiveInterrupts(false)
                 Thread.pollFoundWork()
                 Thread.yield()
             }

@@ -75,10 +75,11 @@ extension Scheduler {
     /// device interrupt, a wake-up IPI: each ends the halt, and then every
     /// idle poller polls once more.
     ///
-    /// With `idle=poll`: the same checks in a busy loop, each turn opening a
-    /// one-instruction interrupt window (`sti; nop; cli`) so that device
-    /// interrupts and IPIs are still taken, and running this core's timers in
-    /// software once their deadline has passed (`Timers.expireIfDue()`): on
+    /// With `idle=poll`: the same checks in a busy loop, opening a
+    /// one-instruction interrupt window every 200 µs
+    /// (`Interrupts.windowIfDue()`) so that device interrupts and IPIs are
+    /// still taken, and running this core's timers in software once their
+    /// deadline has passed (`Timers.expireIfDue()`): on
     /// hosts that emulate the guest, a pending interrupt is seldom taken in so
     /// short a window, and sleeping threads would wake milliseconds late.
     /// ``halted`` stays false, so nobody sends IPIs: the loop finds work
@@ -105,7 +106,7 @@ extension Scheduler {
                 }
                 halted.store(false, ordering: .relaxed)
             } else {
-                kernel_interrupt_window()
+                Interrupts.windowIfDue()
                 Timers.expireIfDue()
             }
             releaseIdlePollers()

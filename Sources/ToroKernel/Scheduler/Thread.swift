@@ -164,12 +164,12 @@ public final class Thread: RunQueueElement, WaiterListElement {
     }
 
     /// Lets the other ready threads of this core run first, if there are
-    /// any; returns at once otherwise. Also takes in pending interrupts and
-    /// runs due timers (so that sleeping threads wake on a core whose other
+    /// any; returns at once otherwise. Also takes in pending interrupts (at
+    /// most every 200 µs, see `Interrupts.windowIfDue()`) and runs due timers (so that sleeping threads wake on a core whose other
     /// threads only yield), threads other cores sent, and gives idle pollers
     /// a turn.
     public static func yield() {
-        kernel_interrupt_window()
+        Interrupts.windowIfDue()
         Timers.expireIfDue()
         Scheduler.withCurrent { scheduler in
             scheduler.admitIncoming()
@@ -285,13 +285,22 @@ public final class Thread: RunQueueElement, WaiterListElement {
     ///   otherwise the work waits until something else wakes the core.
     /// - With `idle=poll` on the kernel command line nobody counts as idle:
     ///   this is a plain ``yield()``, and pollers spin (Toro's "before").
-    public static func pollFoundNothing() {
+    ///
+    /// `beforeIdling` runs when this call is the one that makes the thread
+    /// idle, before its core may halt: a poller whose device interrupts only
+    /// on request turns those interrupts on there, then looks once more, and
+    /// returns true if work arrived meanwhile (the call then returns at once,
+    /// and the thread polls again). What arrived before the interrupts were
+    /// on is found by that look, what arrives after interrupts. A poller that
+    /// keeps finding work needs no interrupts at all.
+    public static func pollFoundNothing(beforeIdling: () -> Bool = { false }) {
         let me = running
         let idle = me._withUnsafeGuaranteedRef { thread in
             IdlePolicy.halts(.pollingThreads)
                 && thread.polling.foundNothing(now: CPU.timestamp(), grace: IdlePolicy.pollGraceTicks)
         }
         guard idle else { return yield() }
+        if beforeIdling() { return }
         me._withUnsafeGuaranteedRef { $0.state = .idlePolling }
         Scheduler.withCurrent { scheduler in
             scheduler.admitIncoming()

@@ -14,10 +14,11 @@ public enum TimerAction {
 ///
 /// Each core keeps its own ``TimerQueue``, touched only by that core, and
 /// only where the timer interrupt cannot arrive (interrupts are taken in
-/// interrupt windows only, see ``Interrupts``), so it needs no lock. The core's local APIC timer is
-/// armed for the earliest deadline only and disarmed when the queue empties:
-/// a core with nothing to wait for takes no timer interrupts at all, which is
-/// what lets an idle VM cost the host nothing.
+/// interrupt windows only, see ``Interrupts``), so it needs no lock. The
+/// core's local APIC timer is armed for the earliest deadline only (or an
+/// earlier one left from a cancelled timer, which then fires once, finds
+/// nothing due and stops): a core with nothing to wait for takes no timer
+/// interrupts at all, which is what lets an idle VM cost the host nothing.
 public enum Timers {
     /// Adds a timer on this core; returns an ID for ``cancel(_:)``. `deadline` is a TSC value
     /// (see ``Clock/deadline(afterNanoseconds:)``).
@@ -25,9 +26,7 @@ public enum Timers {
     public static func add(deadline: UInt64, _ action: TimerAction) -> TimerQueue<TimerAction>.ID {
         CoreTimers.withCurrent { queue in
             let id = queue.timers.insert(deadline: deadline, action)
-            if queue.timers.earliestDeadline == deadline && max(deadline, 1) != kernel_cpu_local_timer_deadline() {
-                LocalAPIC.armTimer(deadlineTSC: deadline)
-            }
+            rearm(queue)
             return id
         }
     }
@@ -110,18 +109,21 @@ public enum Timers {
         rearm(queue)
     }
 
-    /// Arms for the queue's earliest deadline, or disarms, unless the
-    /// hardware already is in that state: programming the timer is an MSR
-    /// write, a VM exit, and cancelling a timer that was not the earliest
-    /// (a `park(untilDeadline:)` woken early, the usual case) changes nothing.
+    /// Arms for the queue's earliest deadline where the hardware would
+    /// otherwise fire late or not at all: nothing armed, the armed deadline
+    /// passed, or an earlier one now due. An armed deadline earlier than
+    /// needed (its timer was cancelled, the usual fate of a
+    /// `park(untilDeadline:)` woken early) is left alone, and so is one left
+    /// when the queue empties: programming the timer is an MSR write, a trap
+    /// to the host, and an early expiry costs one interrupt that finds
+    /// nothing due and re-arms, which is rarer than the writes it saves.
     /// The per-CPU deadline is the armed one, or 0 once it fired or was
     /// disarmed (the local APIC's handler clears it before running ours).
     private static func rearm(_ queue: CoreTimers) {
+        guard let next = queue.timers.earliestDeadline else { return }
         let armed = kernel_cpu_local_timer_deadline()
-        if let next = queue.timers.earliestDeadline {
-            if max(next, 1) != armed { LocalAPIC.armTimer(deadlineTSC: next) }
-        } else if armed != 0 {
-            LocalAPIC.disarmTimer()
+        if armed == 0 || next < armed || armed <= CPU.timestamp() {
+            LocalAPIC.armTimer(deadlineTSC: next)
         }
     }
 }

@@ -127,7 +127,9 @@ struct kernel_cpu_local {
     /* Arch/: interrupts this CPU has taken (every entry stub that returns
      * counts), which tells the interrupt windows whether IF is still set. */
     uint64_t interrupts_taken;
-    uint8_t reserved[16];
+    /* Arch/: the TSC when Interrupts.windowIfDue last opened a window here. */
+    uint64_t last_window;
+    uint8_t reserved[8];
 };
 
 _Static_assert(sizeof(struct kernel_cpu_local) % 64 == 0, "kernel_cpu_local fills whole cache lines");
