@@ -96,6 +96,16 @@ final class CommandLineOptionsTests: XCTestCase {
         XCTAssertEqual(full?.mac, MACAddress("02:aa:bb:cc:dd:0e"))
         XCTAssertEqual(full?.dropPercent, 25)
         XCTAssertEqual(try config("run k.elf --net drop=100,tap=t").net?.dropPercent, 100)
+        XCTAssertEqual(try config("run k.elf --net tap=t").net?.pollMicroseconds, 0)
+        XCTAssertEqual(try config("run k.elf --net tap=t,poll=50").net?.pollMicroseconds, 50)
+        XCTAssertEqual(try config("run k.elf --net tap=t,poll=1000").net?.pollMicroseconds, 1000)
+    }
+
+    func testModeOption() throws {
+        XCTAssertEqual(try config("run k.elf").mode, .auto)
+        XCTAssertEqual(try config("run k.elf --mode native").mode, .native)
+        XCTAssertEqual(try config("run k.elf --mode=emulated").mode, .emulated)
+        assertUsageError("run k.elf --mode fast", mentions: "auto, native or emulated")
     }
 
     func testNetDeviceUsageErrors() {
@@ -109,6 +119,8 @@ final class CommandLineOptionsTests: XCTestCase {
         assertUsageError("run k.elf --net tap=t,drop=101", mentions: "0-100")
         assertUsageError("run k.elf --net tap=t,drop=-1", mentions: "0-100")
         assertUsageError("run k.elf --net tap=t,speed=10", mentions: "unknown key 'speed'")
+        assertUsageError("run k.elf --net tap=t,poll=1001", mentions: "0-1000")
+        assertUsageError("run k.elf --net tap=t,poll=-5", mentions: "0-1000")
         assertUsageError("run k.elf --net tap=t,tap=u", mentions: "tap= given twice")
         assertUsageError("run k.elf --net tap", mentions: "not KEY=VALUE")
         assertUsageError("run k.elf --net tap=t --net tap=u", mentions: "--net given twice")

@@ -66,6 +66,32 @@ final class VirtioNotificationSuppressionTests: XCTestCase {
         XCTAssertEqual(driver.device.counters.notifications, 1)
     }
 
+    /// Busy polling: the transmit queue asks for no notifications, poll()
+    /// sends what the driver published without one, and turning it off asks
+    /// for notifications again and sends what was published in between.
+    func testBusyPollingTakesTransmitFramesWithoutNotifications() throws {
+        let driver = try FakeVirtioDriver()
+        driver.start()
+        func publishFrame() throws {
+            let head = try driver.addChain(1, [(try driver.buffer([UInt8](repeating: 0, count: 12) + frame), 72, false)])
+            try driver.publish(1, head)
+        }
+        driver.transport.setBusyPolling(true)
+        XCTAssertEqual(try usedFlags(driver, 1), SplitVirtqueue.usedNoNotify)
+        try publishFrame()
+        XCTAssertTrue(driver.transport.poll(), "the poll found the frame")
+        XCTAssertEqual(driver.backend.sent.count, 1)
+        XCTAssertFalse(driver.transport.poll(), "nothing more to do")
+
+        try publishFrame()  // published, not notified: the flag said NO_NOTIFY
+        driver.transport.setBusyPolling(false)
+        XCTAssertEqual(try usedFlags(driver, 1), 0)
+        XCTAssertEqual(driver.backend.sent.count, 2, "the frame published before polling ended was sent")
+        XCTAssertEqual(driver.device.counters.notifications, 0)
+        XCTAssertEqual(try driver.usedIndex(1), 2)
+        XCTAssertFalse(driver.needsReset)
+    }
+
     func testTransmitQueueKeepsNotificationsOn() throws {
         let driver = try FakeVirtioDriver()
         driver.start()

@@ -61,22 +61,30 @@ public struct NetConfig: Equatable, Sendable {
     public var mac: MACAddress?
     /// Percent of frames dropped on purpose in each direction (0-100), for loss tests.
     public var dropPercent: UInt8
+    /// Microseconds the device's I/O thread keeps polling after it last found
+    /// work (0-1000; 0, the default, turns busy polling off).
+    public var pollMicroseconds: UInt32
 
-    public init(tapName: String, mac: MACAddress? = nil, dropPercent: UInt8 = 0) {
+    /// The most `poll=` takes: beyond a millisecond the thread would mostly spin for nothing.
+    public static let maximumPollMicroseconds: UInt32 = 1000
+
+    public init(tapName: String, mac: MACAddress? = nil, dropPercent: UInt8 = 0, pollMicroseconds: UInt32 = 0) {
         self.tapName = tapName
         self.mac = mac
         self.dropPercent = dropPercent
+        self.pollMicroseconds = pollMicroseconds
     }
 
-    /// Parses `tap=NAME[,mac=aa:bb:cc:dd:ee:ff][,drop=PERCENT]`; errors are one line without the option name.
+    /// Parses `tap=NAME[,mac=aa:bb:cc:dd:ee:ff][,drop=PERCENT][,poll=MICROSECONDS]`; errors are one line without the option name.
     public static func parse(_ text: String) throws(CommandLineOptions.UsageError) -> NetConfig {
         var tap: String?
         var mac: MACAddress?
         var drop: UInt8 = 0
+        var poll: UInt32 = 0
         var seen: Set<String> = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             guard let equals = part.firstIndex(of: "=") else {
-                throw .init("--net: '\(part)' is not KEY=VALUE: use tap=NAME[,mac=MAC][,drop=PERCENT]")
+                throw .init("--net: '\(part)' is not KEY=VALUE: use tap=NAME[,mac=MAC][,drop=PERCENT][,poll=MICROSECONDS]")
             }
             let key = String(part[..<equals]), value = String(part[part.index(after: equals)...])
             guard seen.insert(key).inserted else { throw .init("--net: \(key)= given twice") }
@@ -101,12 +109,17 @@ public struct NetConfig: Equatable, Sendable {
                     throw .init("--net: drop must be a whole percentage 0-100, got '\(value)'")
                 }
                 drop = percent
+            case "poll":
+                guard let microseconds = UInt32(value), microseconds <= maximumPollMicroseconds else {
+                    throw .init("--net: poll must be a whole number of microseconds 0-\(maximumPollMicroseconds), got '\(value)'")
+                }
+                poll = microseconds
             default:
-                throw .init("--net: unknown key '\(key)': use tap=NAME[,mac=MAC][,drop=PERCENT]")
+                throw .init("--net: unknown key '\(key)': use tap=NAME[,mac=MAC][,drop=PERCENT][,poll=MICROSECONDS]")
             }
         }
         guard let tap else { throw .init("--net: missing tap=NAME") }
-        return NetConfig(tapName: tap, mac: mac, dropPercent: drop)
+        return NetConfig(tapName: tap, mac: mac, dropPercent: drop, pollMicroseconds: poll)
     }
 }
 

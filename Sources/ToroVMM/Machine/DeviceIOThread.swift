@@ -24,6 +24,9 @@ final class DeviceIOThread: @unchecked Sendable {
     /// Queue index of each eventfd, by token - ``firstQueueToken``.
     private let queues: [Int]
     private let stopping = Atomic<Bool>(false)
+    /// How long the thread keeps polling after the last work it found (0: it
+    /// only sleeps in epoll). See ``run()``.
+    private let busyPollNanoseconds: UInt64
     /// A pipe whose write end wakes the thread when the VM stops.
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -35,8 +38,10 @@ final class DeviceIOThread: @unchecked Sendable {
 
     /// Watches `readinessFD` (none if -1) and `queueEvents`, whose notifications the
     /// transport is told to take from those eventfds.
-    init(transport: VirtioMMIOTransport, readinessFD: Int32, queueEvents: [(queue: Int, event: EventFD)]) throws(VMMError) {
+    init(transport: VirtioMMIOTransport, readinessFD: Int32, queueEvents: [(queue: Int, event: EventFD)],
+         busyPollMicroseconds: UInt32 = 0) throws(VMMError) {
         self.transport = transport
+        self.busyPollNanoseconds = UInt64(busyPollMicroseconds) * 1000
         do { epoll = try Epoll() } catch { throw .kvm(error) }
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else {
@@ -82,9 +87,19 @@ final class DeviceIOThread: @unchecked Sendable {
         thread = nil
     }
 
+    /// Sleeps in epoll until something happens, serves it, and then, with
+    /// busy polling, keeps serving the device without sleeping until it has
+    /// found nothing for ``busyPollNanoseconds``: the device takes the guest's
+    /// frames from the transmit queue by polling instead of being notified
+    /// (each notification is a trap the guest pays, 15-40 µs in kvm_pvm's
+    /// native mode), and frames from the backend as they come. It costs this
+    /// thread's CPU while traffic flows and nothing once it stops.
     private func run() {
+        var busyUntil: UInt64 = 0
+        var busy = false
         while !stopping.load(ordering: .acquiring) {
-            guard let events = epoll.wait(timeoutMilliseconds: 1000) else { return }
+            guard let events = epoll.wait(timeoutMilliseconds: busy ? 0 : 1000) else { return }
+            var worked = !events.isEmpty
             for (token, _) in events {
                 guard !stopping.load(ordering: .acquiring) else { return }
                 switch token {
@@ -95,6 +110,19 @@ final class DeviceIOThread: @unchecked Sendable {
                     let index = Int(token - Self.firstQueueToken)
                     if index < queues.count { transport.serviceNotifications(queue: queues[index]) }
                 }
+            }
+            guard busyPollNanoseconds > 0 else { continue }
+            if busy { worked = transport.poll() || worked }
+            let now = Clock.monotonicNanoseconds()
+            if worked {
+                busyUntil = now + busyPollNanoseconds
+                if !busy {
+                    busy = true
+                    transport.setBusyPolling(true)
+                }
+            } else if busy && now >= busyUntil {
+                busy = false
+                transport.setBusyPolling(false)
             }
         }
     }

@@ -65,7 +65,9 @@ final class NetDevice: @unchecked Sendable {
             let line = Array("toro-vmm: --net: \(fallbacks.joined(separator: "; "))\n".utf8)
             _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
         }
-        io = try DeviceIOThread(transport: transport, readinessFD: backend.readinessFD, queueEvents: notifyEvents)
+        io = try DeviceIOThread(
+            transport: transport, readinessFD: backend.readinessFD, queueEvents: notifyEvents,
+            busyPollMicroseconds: config.pollMicroseconds)
     }
 
     deinit {

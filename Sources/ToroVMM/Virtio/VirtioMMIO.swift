@@ -56,9 +56,19 @@ public protocol VirtioDevice: AnyObject {
     /// add up in an eventfd before the device looks). Returns whether used buffers are
     /// to be signalled.
     func notify(queue: Int, count: UInt64) throws(VirtioDeviceError) -> Bool
-    /// Work that does not come from the driver (a frame arrived from the host).
-    /// Returns whether used buffers are to be signalled.
+    /// Work that does not come from the driver (a frame arrived from the host),
+    /// and while busy polling (``setBusyPolling(_:)``) the queues the driver
+    /// no longer notifies. Returns whether used buffers are to be signalled.
     func poll() throws(VirtioDeviceError) -> Bool
+    /// Buffers the device has returned to the driver so far (used-ring
+    /// entries): how the I/O thread tells a poll that found work.
+    var buffersUsed: UInt64 { get }
+    /// Busy polling on or off: while on, the I/O thread calls ``poll()`` in a
+    /// loop, so the device asks the driver for no notifications of the
+    /// queues ``poll()`` serves (§2.7.10); turned off, it asks for them again
+    /// and looks at those queues once more (a buffer published in between
+    /// notified nobody). Returns whether used buffers are to be signalled.
+    func setBusyPolling(_ active: Bool) throws(VirtioDeviceError) -> Bool
 }
 
 /// The line a transport raises to interrupt the guest: an irqfd, or KVM_IRQ_LINE pulses.
@@ -454,13 +464,35 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         if raise { signal() }
     }
 
-    /// Runs the device's own work (received frames): call when its backend is readable.
-    public func poll() {
+    /// Runs the device's own work (received frames, and the queues it busy
+    /// polls): call when its backend is readable, and in a loop while busy
+    /// polling. Returns whether the device returned buffers.
+    @discardableResult
+    public func poll() -> Bool {
+        var raise = false
+        var used = false
+        lock.withLock {
+            guard status & Virtio.statusDriverOK != 0, status & Virtio.statusDeviceNeedsReset == 0 else { return }
+            let before = device.buffersUsed
+            do throws(VirtioDeviceError) {
+                raise = usedBuffers(try device.poll())
+            } catch {
+                raise = fail(error)
+            }
+            used = device.buffersUsed != before
+        }
+        if raise { signal() }
+        return used
+    }
+
+    /// Turns the device's busy polling on or off (``VirtioDevice/setBusyPolling(_:)``);
+    /// nothing before DRIVER_OK or once the device needs a reset.
+    public func setBusyPolling(_ active: Bool) {
         var raise = false
         lock.withLock {
             guard status & Virtio.statusDriverOK != 0, status & Virtio.statusDeviceNeedsReset == 0 else { return }
             do throws(VirtioDeviceError) {
-                raise = usedBuffers(try device.poll())
+                raise = usedBuffers(try device.setBusyPolling(active))
             } catch {
                 raise = fail(error)
             }

@@ -141,6 +141,10 @@ public final class VirtioNet: VirtioDevice {
     private var queues: [SplitVirtqueue?] = [nil, nil]
     /// Whether the receive queue's used ring says VIRTQ_USED_F_NO_NOTIFY (§2.7.10).
     private var receiveNotificationsSuppressed = false
+    /// Busy polling (``setBusyPolling(_:)``): ``poll()`` serves the transmit
+    /// queue too, whose notifications are then suppressed.
+    private var busyPolling = false
+    public private(set) var buffersUsed: UInt64 = 0
     private var scratch = [UInt8](repeating: 0, count: VirtioNet.headerSize + VirtioNet.maximumFrame)
 
     /// A device with MAC address `mac`, frames going to `backend`, queues of at most
@@ -171,12 +175,14 @@ public final class VirtioNet: VirtioDevice {
         memory = activation.memory
         queues = activation.queues
         receiveNotificationsSuppressed = false  // the driver zeroed the used ring's flags
+        busyPolling = false
     }
 
     public func reset() {
         memory = nil
         queues = [nil, nil]
         receiveNotificationsSuppressed = false
+        busyPolling = false
     }
 
     public func notify(queue: Int, count: UInt64) throws(VirtioDeviceError) -> Bool {
@@ -188,7 +194,27 @@ public final class VirtioNet: VirtioDevice {
         }
     }
 
-    public func poll() throws(VirtioDeviceError) -> Bool { try receive() }
+    public func poll() throws(VirtioDeviceError) -> Bool {
+        let received = try receive()
+        guard busyPolling else { return received }
+        return try transmit() || received
+    }
+
+    /// §2.7.10: while busy polling, the transmit queue's frames are found by
+    /// ``poll()``, and the driver's notifications (a trap each, on some hosts
+    /// tens of microseconds of the guest's time) are suppressed.
+    public func setBusyPolling(_ active: Bool) throws(VirtioDeviceError) -> Bool {
+        guard active != busyPolling, let memory else { return false }
+        let index = VirtioNet.transmitQueue
+        guard var queue = queues[index] else { return false }
+        queue.suppressNotifications(active, memory: memory)
+        queues[index] = queue
+        busyPolling = active
+        // Back to notifications: the flag is written and fenced; the driver
+        // publishes, fences, then reads it. A frame published before the
+        // driver could see the flag notified nobody: look once more.
+        return active ? false : try transmit()
+    }
 
     // MARK: Transmit
 
@@ -220,6 +246,7 @@ public final class VirtioNet: VirtioDevice {
             do throws(VirtqueueError) { try queue.pushUsed(head: chain.head, length: 0, memory: memory) } catch {
                 throw .queue(index: index, error)
             }
+            buffersUsed &+= 1
         }
         return wantsInterrupt(queue, since: before, memory: memory)
     }
@@ -313,6 +340,7 @@ public final class VirtioNet: VirtioDevice {
             do throws(VirtqueueError) { try queue.pushUsed(head: chain.head, length: UInt32(written), memory: memory) } catch {
                 throw .queue(index: index, error)
             }
+            buffersUsed &+= 1
             counters.rxFrames += 1
             counters.rxBytes += UInt64(length)
         }
