@@ -5,7 +5,17 @@
 #   make images  build every image under Examples/ and Tests/Guests/ into .build/images/
 #   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency, HTTP
 
-SWIFT ?= swift
+# The Swift toolchain: `swift` on PATH if there is one, else the one installed at
+# /opt/swift. Its bin directory goes first on PATH for every recipe, so that the
+# scripts and the tests find its other tools (swiftc, clang, ld.lld,
+# swift-demangle) in a shell that never put the toolchain on PATH.
+# (A `swift` reached through a symbolic link, such as /usr/bin/swift, stands for
+# the toolchain directory it links to.)
+SWIFT ?= $(or $(shell command -v swift 2>/dev/null),/opt/swift/usr/bin/swift)
+SWIFT := $(SWIFT)
+TOOLCHAIN_BIN := $(patsubst %/,%,$(dir $(or $(realpath $(shell command -v $(SWIFT) 2>/dev/null)),$(SWIFT))))
+export PATH := $(TOOLCHAIN_BIN):$(PATH)
+export TORO_TOOLCHAIN ?= $(TOOLCHAIN_BIN)
 RELEASE_FLAGS := -c release --static-swift-stdlib
 VMM_RELEASE := .build/release/toro-vmm
 DEFAULT_IMAGE ?= WebServer
