@@ -55,13 +55,13 @@ enum VMMHarness {
     }
 
     /// Runs `toro-vmm run ARGS` with JSON statistics in a temporary file; kills it after `limit` seconds.
-    /// `binary` replaces toro-vmm with a wrapper that takes the same arguments.
+    /// `binary` replaces toro-vmm with a wrapper that takes the same arguments; `command` replaces `run`.
     static func run(_ arguments: [String], stats: Bool = true, limit: TimeInterval = 30, binary: URL? = nil,
-                    afterStart: ((Process) -> Void)? = nil) throws -> Result {
+                    command: [String] = ["run"], afterStart: ((Process) -> Void)? = nil) throws -> Result {
         let process = Process()
         process.executableURL = binary ?? VMMHarness.binary
         let statsFile = FileManager.default.temporaryDirectory.appendingPathComponent("toro-stats-\(UUID().uuidString).json")
-        var args = ["run"] + arguments
+        var args = command + arguments
         if stats { args += ["--stats", "json", "--stats-file", statsFile.path] }
         process.arguments = args
         let out = Pipe(), err = Pipe()
