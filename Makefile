@@ -37,18 +37,20 @@ images:
 run: release images
 	scripts/run-example.sh $(DEFAULT_IMAGE) $(CPUS)
 
+# The tests run last, through scripts/run-tests.sh, so that a run's last lines
+# are its summary: the failed tests and their errors, or one line of counts.
 test: build images
 	scripts/install-test-deps.sh
 	scripts/check-softfloat.sh
-	$(SWIFT) test
+	SWIFT=$(SWIFT) scripts/run-tests.sh
 
 unit-test: build
-	$(SWIFT) test --skip IntegrationTests
+	SWIFT=$(SWIFT) scripts/run-tests.sh --skip IntegrationTests
 
 integration-test: build images
 	scripts/install-test-deps.sh
 	scripts/check-softfloat.sh
-	$(SWIFT) test --filter IntegrationTests
+	SWIFT=$(SWIFT) scripts/run-tests.sh --filter IntegrationTests
 
 bench: bench-boot bench-idle bench-idlecases bench-latency bench-http
 
