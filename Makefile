@@ -2,6 +2,7 @@
 #   make run     build the VMM (release) and the images, boot the default example (WebServer;
 #                as root: it creates TAP toro0 at 10.0.0.1/24, then `curl http://10.0.0.2/`)
 #   make test    build everything, run the unit and integration tests
+#   make stress  the integration tests ROUNDS times (default 10) with every host core busy
 #   make images  build every image under Examples/ and Tests/Guests/ into .build/images/
 #   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency, HTTP
 
@@ -21,7 +22,7 @@ VMM_RELEASE := .build/release/toro-vmm
 DEFAULT_IMAGE ?= WebServer
 CPUS ?= 2
 
-.PHONY: all build release images run test unit-test integration-test bench bench-boot bench-idle bench-idlecases bench-latency bench-http clean
+.PHONY: all build release images run test unit-test integration-test stress bench bench-boot bench-idle bench-idlecases bench-latency bench-http clean
 
 all: build images
 
@@ -51,6 +52,12 @@ integration-test: build images
 	scripts/install-test-deps.sh
 	scripts/check-softfloat.sh
 	SWIFT=$(SWIFT) scripts/run-tests.sh --filter IntegrationTests
+
+# The integration tests ROUNDS times (default 10) while busy loops load every
+# host core: what makes a test that depends on timing fail.
+stress: build images
+	scripts/install-test-deps.sh
+	SWIFT=$(SWIFT) scripts/stress-tests.sh $(ROUNDS)
 
 bench: bench-boot bench-idle bench-idlecases bench-latency bench-http
 
