@@ -8,10 +8,12 @@
 # to show) or Tests/Guests/ (fixtures for the host tests). An image is
 # boot/entry.S + the kernel's assembly and C runtime + the ToroKernel Swift
 # module + those files, linked at 0x200000 by boot/kernel.ld.
-# The kernel part is rebuilt only when something under Sources/ToroKernel or
-# boot/ is newer than its last build. Runs from the repository root; uses only
-# the Swift toolchain in $TORO_TOOLCHAIN (default /opt/swift/usr/bin); writes to
-# $TORO_IMAGES (default .build/images).
+# Nothing is rebuilt that is up to date: the kernel part when nothing under
+# Sources/ToroKernel or boot/ (nor this script, nor the list of those files,
+# nor the toolchain) changed since its last build, and an image when neither
+# its own folder nor the kernel part nor this script did. Runs from the
+# repository root; uses only the Swift toolchain in $TORO_TOOLCHAIN (default
+# /opt/swift/usr/bin); writes to $TORO_IMAGES (default .build/images).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -124,9 +126,30 @@ build_kernel() {
     touch "$kernel_obj/stamp"
 }
 
-if [[ ! -f "$kernel_obj/stamp" ]] \
-    || [[ -n "$(find Sources/ToroKernel boot "$0" -newer "$kernel_obj/stamp" -type f -print -quit)" ]]; then
+# What a build was made from besides file contents: the toolchain and the list
+# of files. Modification times tell when a file changed, but not when one was
+# added by an older copy, removed or renamed, nor when the toolchain changed;
+# the manifest kept next to each build does.
+manifest() {
+    echo "toolchain $toolchain"
+    find "$@" -type f | sort
+}
+
+# True when $1 (a build's output) is missing, when its manifest $2 differs from
+# the one the files $3... give now, or when one of those files, or this script,
+# is newer than $1.
+stale() {
+    local output="$1" recorded="$2"
+    shift 2
+    [[ -f "$output" && -f "$recorded" ]] || return 0
+    [[ "$(manifest "$@")" == "$(cat "$recorded")" ]] || return 0
+    [[ -n "$(find "$@" "$0" -newer "$output" -type f -print -quit)" ]]
+}
+
+kernel_inputs=(Sources/ToroKernel boot)
+if stale "$kernel_obj/stamp" "$kernel_obj/manifest" "${kernel_inputs[@]}"; then
     build_kernel
+    manifest "${kernel_inputs[@]}" >"$kernel_obj/manifest"
 fi
 
 # MARK: - The images
@@ -146,17 +169,35 @@ build_image() {
     echo "built $images/$name.elf from $dir ($((size / 1024)) KiB)"
 }
 
+# An image is up to date when its ELF is newer than its folder's files, this
+# script and the kernel part's stamp (which every kernel build renews), and its
+# folder still holds the files it was built from.
+needs_build() {
+    local name="$1" dir="$2" elf="$images/$1.elf"
+    stale "$elf" "$obj/$name/manifest" "$dir" && return 0
+    [[ "$kernel_obj/stamp" -nt "$elf" ]]
+}
+
 # Images are independent once the kernel is built: compile them in parallel.
 pids=()
+built=()
 for index in "${!names[@]}"; do
-    build_image "${names[$index]}" "${dirs[$index]}" &
+    name="${names[$index]}" dir="${dirs[$index]}"
+    needs_build "$name" "$dir" || continue
+    # A failed build must not leave an ELF that looks up to date.
+    rm -f "$images/$name.elf" "$obj/$name/manifest"
+    (build_image "$name" "$dir" && manifest "$dir" >"$obj/$name/manifest") &
     pids+=($!)
+    built+=("$name")
 done
 failed=0
 for index in "${!pids[@]}"; do
     if ! wait "${pids[$index]}"; then
-        echo "build-image: ${names[$index]} failed" >&2
+        echo "build-image: ${built[$index]} failed" >&2
         failed=1
     fi
 done
+if [[ ${#built[@]} -lt ${#names[@]} ]]; then
+    echo "build-image: $((${#names[@]} - ${#built[@]})) of ${#names[@]} images up to date"
+fi
 exit "$failed"

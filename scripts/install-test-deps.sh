@@ -5,6 +5,8 @@
 # Debian-like system. Anything it cannot install is only reported: the tests
 # that need it skip with a printed reason.
 set -euo pipefail
+# ip lives in /usr/sbin, which a plain user's PATH (or env -i's) may lack.
+PATH="$PATH:/usr/sbin:/sbin"
 
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)

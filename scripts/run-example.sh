@@ -9,8 +9,17 @@
 # stops (Ctrl-C). From another terminal: curl http://10.0.0.2/
 # That needs root (a TAP device), and refuses to take a subnet the host
 # already routes. Every other example only needs /dev/kvm.
+#
+# Ctrl-C is how the user stops the VM: toro-vmm stops it cleanly and exits
+# 130, and this script then exits 0 (after deleting the TAP), so that
+# `make run` does not report a failure. At a terminal the VMM runs as a job
+# of its own (job control, set -m), which the terminal makes its foreground:
+# Ctrl-C then reaches only toro-vmm, not make, which would otherwise stop
+# with status 130 of its own whatever this script returned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ip lives in /usr/sbin, which a plain user's PATH may lack.
+PATH="$PATH:/usr/sbin:/sbin"
 
 name="${1:?usage: $0 NAME [CPUS]}"
 cpus="${2:-2}"
@@ -19,8 +28,30 @@ image=".build/images/$name.elf"
 [[ -x "$vmm" ]] || { echo "run-example: $vmm is missing; run make release" >&2; exit 2; }
 [[ -f "$image" ]] || { echo "run-example: $image is missing; run make images" >&2; exit 2; }
 
+# Runs toro-vmm with ARGS and exits with its status, 0 for a stop by Ctrl-C.
+run_vm() {
+    local status=0
+    [[ -t 0 ]] && set -m
+    "$vmm" run "$@" || status=$?
+    # Ctrl-Z stops only the VM's job, behind make's back, where nobody could
+    # resume it: resume it at once instead.
+    while [[ $status -ge 147 && $status -le 150 ]] && [[ -n "$(jobs -s)" ]]; do
+        echo "run-example: the VM cannot be suspended here; Ctrl-C stops it" >&2
+        status=0
+        fg %% >/dev/null || status=$?
+    done
+    set +m
+    if [[ $status -eq 130 ]]; then
+        echo "run-example: stopped by Ctrl-C" >&2
+        status=0
+    fi
+    return "$status"
+}
+
 if [[ "$name" != "WebServer" ]]; then
-    exec "$vmm" run "$image" --cpus "$cpus"
+    status=0
+    run_vm "$image" --cpus "$cpus" || status=$?
+    exit "$status"
 fi
 
 tap="${TORO_TAP:-toro0}"
@@ -50,5 +81,5 @@ ip addr add "$host" dev "$tap"
 ip link set "$tap" up
 echo "run-example: TAP $tap at $host; the server will be at http://${guest%/*}/ (Ctrl-C stops it)"
 status=0
-"$vmm" run "$image" --cpus "$cpus" --net "tap=$tap" --cmdline "ip=$guest" --stats-interval 10 || status=$?
+run_vm "$image" --cpus "$cpus" --net "tap=$tap" --cmdline "ip=$guest" --stats-interval 10 || status=$?
 exit "$status"

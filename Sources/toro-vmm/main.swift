@@ -17,22 +17,16 @@ func write(_ text: String, to fd: Int32) -> Bool {
 }
 
 /// Prints the statistics where the options say; false if they could not be written.
-func report(_ statistics: RunStatistics, _ options: CommandLineOptions) -> Bool {
+func report(_ statistics: RunStatistics, _ options: CommandLineOptions, to file: OutputFile?) -> Bool {
     let text: String
     switch options.stats {
     case .none: return true
     case .text: text = StatisticsFormat.text(statistics)
     case .json: text = StatisticsFormat.json(statistics)
     }
-    guard let path = options.statsFile else { return write(text, to: STDERR_FILENO) }
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else {
-        writeError("toro-vmm: cannot write statistics to \(path): \(String(cString: strerror(errno)))")
-        return false
-    }
-    defer { close(fd) }
-    guard write(text, to: fd) else {
-        writeError("toro-vmm: cannot write statistics to \(path): \(String(cString: strerror(errno)))")
+    guard let file else { return write(text, to: STDERR_FILENO) }
+    if let failure = file.write(text) {
+        writeError("toro-vmm: \(failure)")
         return false
     }
     return true
@@ -42,7 +36,8 @@ let options: CommandLineOptions
 do {
     options = try CommandLineOptions.parse(Array(CommandLine.arguments.dropFirst()))
 } catch {
-    writeError("toro-vmm: \(error)\nUsage: toro-vmm run IMAGE [options]; see 'toro-vmm --help'")
+    // One line, as every error: what is wrong, then where the usage is.
+    writeError("toro-vmm: \(error) (see 'toro-vmm --help')")
     exit(ExitStatus.usage)
 }
 
@@ -54,6 +49,14 @@ case .version:
     _ = write("toro-vmm \(CommandLineOptions.version)\n", to: STDOUT_FILENO)
     exit(0)
 case let .run(config):
+    // Opened before the guest starts: a path that cannot be written must not cost a whole run.
+    var statsFile: OutputFile?
+    if let path = options.statsFile {
+        do { statsFile = try OutputFile(path: path, contents: "statistics") } catch {
+            writeError("toro-vmm: \(error)")
+            exit(ExitStatus.setupFailed)
+        }
+    }
     let statistics: RunStatistics
     do {
         statistics = try Machine(config: config, startNanoseconds: start).run { sample in
@@ -61,6 +64,7 @@ case let .run(config):
         }
     } catch {
         writeError("toro-vmm: \(error)")
+        statsFile?.discard()
         exit(ExitStatus.setupFailed)
     }
     switch statistics.stopReason {
@@ -69,6 +73,6 @@ case let .run(config):
     case let .internalError(text): writeError("toro-vmm: \(text)")
     default: break
     }
-    guard report(statistics, options) else { exit(ExitStatus.internalError) }
+    guard report(statistics, options, to: statsFile) else { exit(ExitStatus.internalError) }
     exit(statistics.stopReason.exitStatus)
 }

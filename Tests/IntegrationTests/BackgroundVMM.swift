@@ -10,6 +10,8 @@ final class BackgroundVMM: @unchecked Sendable {
     private let pipe = Pipe()
     private let lock = NSLock()
     private var collected = Data()
+    /// Set once the pipe reached its end: every byte the VMM wrote is in `collected`.
+    private var ended = false
 
     /// Starts `toro-vmm run ARGUMENTS` in `namespace`, with JSON statistics to a file.
     init(in namespace: TestNetworkNamespace, _ arguments: [String]) throws {
@@ -21,9 +23,11 @@ final class BackgroundVMM: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil }
             guard let self else { return }
             self.lock.lock()
             self.collected.append(data)
+            if data.isEmpty { self.ended = true }
             self.lock.unlock()
         }
         try process.run()
@@ -68,7 +72,15 @@ final class BackgroundVMM: @unchecked Sendable {
             return nil
         }
         process.waitUntilExit()
-        usleep(100_000)  // the last bytes of output
+        // The last bytes of output: wait for the pipe's end rather than a while.
+        let drained = Date().addingTimeInterval(10)
+        while Date() < drained {
+            lock.lock()
+            let done = ended
+            lock.unlock()
+            if done { break }
+            usleep(10_000)
+        }
         return process.terminationStatus
     }
 

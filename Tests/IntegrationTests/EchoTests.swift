@@ -35,9 +35,10 @@ final class EchoTests: XCTestCase {
         }
         let namespace = try TestNetworkNamespace.open(prefix: "conn", tap: "torotapc")
         defer { namespace.delete() }
-        let server = try namespace.start(python, ["-c", Self.oneShotServer(at: "10.77.0.1")])
+        let ready = readyFile()
+        let server = try namespace.start(python, ["-c", Self.oneShotServer(at: "10.77.0.1", ready: ready)])
         defer { if server.isRunning { server.terminate() } }
-        usleep(500_000)
+        XCTAssertTrue(TestNetworkNamespace.waitForFile(ready), "the test's server never listened")
         let result = try namespace.runVMM(
             [image, "--cmdline", "ip=10.77.0.2/24 connect=10.77.0.1:9000", "--net", "tap=torotapc", "--timeout", "40"])
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
@@ -48,12 +49,21 @@ final class EchoTests: XCTestCase {
         XCTAssertTrue(refused.stdout.contains("echo: connect failed: refused"), refused.stdout)
     }
 
-    /// A one-shot TCP server at `address`:9000 that answers a line with "got: LINE".
-    static func oneShotServer(at address: String) -> String {
+    /// A path for a helper to create once it is ready; removed after the test.
+    func readyFile() -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("toro-ready-\(UUID().uuidString)").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// A one-shot TCP server at `address`:9000 that answers a line with "got: LINE";
+    /// it creates `ready` once it listens.
+    static func oneShotServer(at address: String, ready: String) -> String {
         """
         import socket
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("\(address)", 9000)); s.listen(1); s.settimeout(30)
+        open("\(ready)", "w").close()
         c, _ = s.accept(); c.settimeout(10)
         line = c.makefile("rb").readline()
         c.sendall(b"got: " + line); c.close()
@@ -75,9 +85,10 @@ final class EchoTests: XCTestCase {
             let (status, output) = try namespace.ip(arguments)
             guard status == 0 else { return try TestNetworkNamespace.skip("ip \(arguments.joined(separator: " ")): \(output)") }
         }
-        let server = try namespace.start(python, ["-c", Self.oneShotServer(at: "10.88.0.1")])
+        let ready = readyFile()
+        let server = try namespace.start(python, ["-c", Self.oneShotServer(at: "10.88.0.1", ready: ready)])
         defer { if server.isRunning { server.terminate() } }
-        usleep(500_000)
+        XCTAssertTrue(TestNetworkNamespace.waitForFile(ready), "the test's server never listened")
         let routed = try namespace.runVMM(
             [image, "--cmdline", "ip=10.77.0.2/24 gw=10.77.0.1 connect=10.88.0.1:9000", "--net", "tap=torotapg",
              "--timeout", "40"])

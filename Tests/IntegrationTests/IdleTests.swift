@@ -21,19 +21,33 @@ final class IdleTests: XCTestCase {
             XCTAssertGreaterThan(vcpu["halted_percent"] as? Double ?? 0, 75, "\(vcpu)")
             XCTAssertLessThan(vcpu.int("exits") ?? .max, 200, "\(vcpu)")
         }
+        // Polling never halts after boot: the same image, judged by what its
+        // vCPUs did rather than by the share of a host CPU they were given.
+        for vcpu in polled.vcpus {
+            XCTAssertLessThan(vcpu["halted_percent"] as? Double ?? 100, 25, "\(vcpu)")
+            XCTAssertLessThanOrEqual(vcpu.int("hlt_exits") ?? .max, 2, "\(vcpu)")
+        }
         let haltedCPU = haltedStats["process_cpu_percent"] as? Double ?? 100
         let polledCPU = polledStats["process_cpu_percent"] as? Double ?? 0
         print("idle: halted run used \(haltedCPU)% of one host CPU, polling run \(polledCPU)%")
+        // An upper bound only: the halted VM's cost is its boot (CPU time that a
+        // loaded host delays but does not make larger) plus nothing.
         XCTAssertLessThan(haltedCPU, 5, "the halted VM cost \(haltedCPU)% of a host CPU")
-        XCTAssertGreaterThan(polledCPU, 10 * haltedCPU, "polling \(polledCPU)% vs halted \(haltedCPU)%")
-        // Once booted, the idle VM costs next to nothing; booting is most of the run's cost.
-        let idleSamples = (haltedStats["samples"] as? [[String: Any]] ?? []).filter { ($0["t_ns"] as? Int ?? 0) > 1_000_000_000 }
-        XCTAssertGreaterThanOrEqual(idleSamples.count, 3)
-        for sample in idleSamples.dropLast() {
-            XCTAssertLessThan(sample["process_cpu_percent"] as? Double ?? 100, 1, "\(sample)")
+        // Once booted, the idle VM costs next to nothing: in every interval in
+        // which neither vCPU exited (the guest did nothing at all), the whole
+        // process, sampling included, used under 1% of a CPU. Those intervals
+        // are picked by what the guest did, not by a guess of when boot ends.
+        let samples = haltedStats["samples"] as? [[String: Any]] ?? []
+        let quiet = samples.filter { sample in
+            let vcpus = sample["vcpus"] as? [[String: Any]] ?? []
+            return !vcpus.isEmpty && vcpus.allSatisfy { ($0["exits_per_s"] as? Double ?? 1) == 0 }
         }
-        for vcpu in polled.vcpus {
-            XCTAssertLessThan(vcpu["halted_percent"] as? Double ?? 100, 25, "\(vcpu)")
+        XCTAssertGreaterThanOrEqual(quiet.count, 3, "intervals with no exit at all: \(samples)")
+        for sample in quiet {
+            XCTAssertLessThan(sample["process_cpu_percent"] as? Double ?? 100, 1, "\(sample)")
+            for vcpu in sample["vcpus"] as? [[String: Any]] ?? [] {
+                XCTAssertGreaterThan(vcpu["halted_percent"] as? Double ?? 0, 99, "\(sample)")
+            }
         }
     }
 }

@@ -4,10 +4,10 @@ import XCTest
 /// A hostile or broken guest gets a clear report and a documented status; toro-vmm itself never crashes.
 final class MisbehavingGuestTests: XCTestCase {
     func boot(_ mode: String, _ extra: [String] = [], limit: TimeInterval = 30,
-              afterStart: ((Process) -> Void)? = nil) throws -> VMMHarness.Result {
+              signal: VMMHarness.SignalAfterOutput? = nil) throws -> VMMHarness.Result {
         try VMMHarness.requireKVM()
         let image = try VMMHarness.requireImage("Misbehave")
-        return try VMMHarness.run([image, "--cmdline", "mode=\(mode)"] + extra, limit: limit, afterStart: afterStart)
+        return try VMMHarness.run([image, "--cmdline", "mode=\(mode)"] + extra, limit: limit, signal: signal)
     }
 
     func stopReason(_ result: VMMHarness.Result) -> String? {
@@ -70,23 +70,17 @@ final class MisbehavingGuestTests: XCTestCase {
         }
     }
 
-    func sendSignalAfterBoot(_ signal: Int32) -> (Process) -> Void {
-        { process in
-            // Wait for the guest's first line, then signal.
-            usleep(300_000)
-            kill(process.processIdentifier, signal)
-        }
-    }
-
+    /// The signal goes once the guest has said which mode it runs: the VM is
+    /// up, whatever the host's load made that take.
     func testSIGINTStopsCleanlyWithStatistics() throws {
-        let result = try boot("halt", ["--cpus", "2"], afterStart: sendSignalAfterBoot(SIGINT))
+        let result = try boot("halt", ["--cpus", "2"], signal: .init(signal: SIGINT, text: "misbehave: halt"))
         XCTAssertEqual(result.status, 130, result.stderr)
         XCTAssertEqual(stopReason(result), "signal")
         XCTAssertEqual(result.vcpus.count, 2)
     }
 
     func testSIGTERMStopsCleanlyWithStatistics() throws {
-        let result = try boot("spin", afterStart: sendSignalAfterBoot(SIGTERM))
+        let result = try boot("spin", signal: .init(signal: SIGTERM, text: "misbehave: spin"))
         XCTAssertEqual(result.status, 143, result.stderr)
         XCTAssertEqual(stopReason(result), "signal")
     }

@@ -78,6 +78,18 @@ struct TestNetworkNamespace {
         return try VMMHarness.run(arguments, binary: wrapper)
     }
 
+    /// Waits until `path` exists (a helper process creates it when it is
+    /// ready); false after `seconds`. Readiness is then a fact, not a guess
+    /// of how long the helper takes to start on a busy host.
+    static func waitForFile(_ path: String, seconds: TimeInterval = 30) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: path) { return true }
+            usleep(20_000)
+        }
+        return FileManager.default.fileExists(atPath: path)
+    }
+
     /// The first of `paths` that is an executable file.
     static func executable(_ paths: [String]) -> String? {
         paths.first(where: FileManager.default.isExecutableFile)

@@ -69,14 +69,23 @@ enum VMMHarness {
         return path
     }
 
+    /// A signal for the harness to send once the guest has printed `text`
+    /// (and `delay` seconds more have passed): tied to what the guest did, not
+    /// to a guess of how long the host takes to start it.
+    struct SignalAfterOutput {
+        var signal: Int32
+        var text: String
+        var delay: TimeInterval = 0
+    }
+
     /// Runs `toro-vmm run ARGS` with JSON statistics in a temporary file; kills it after `limit` seconds.
-    /// `binary` replaces toro-vmm with a wrapper that takes the same arguments.
+    /// `binary` replaces toro-vmm with a wrapper that takes the same arguments; `command` replaces `run`.
     static func run(_ arguments: [String], stats: Bool = true, limit: TimeInterval = 30, binary: URL? = nil,
-                    afterStart: ((Process) -> Void)? = nil) throws -> Result {
+                    command: [String] = ["run"], signal: SignalAfterOutput? = nil) throws -> Result {
         let process = Process()
         process.executableURL = binary ?? VMMHarness.binary
         let statsFile = FileManager.default.temporaryDirectory.appendingPathComponent("toro-stats-\(UUID().uuidString).json")
-        var args = ["run"] + arguments
+        var args = command + arguments
         if stats { args += ["--stats", "json", "--stats-file", statsFile.path] }
         process.arguments = args
         let out = Pipe(), err = Pipe()
@@ -84,19 +93,34 @@ enum VMMHarness {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        // Drain both pipes while the process runs, so a chatty guest cannot block on a full pipe.
+        // Drain both pipes while the process runs, so a chatty guest cannot block
+        // on a full pipe; what arrived so far can be looked at meanwhile.
         let outData = Collected(), errData = Collected()
         let group = DispatchGroup()
         for (pipe, sink) in [(out, outData), (err, errData)] {
             group.enter()
             DispatchQueue.global().async {
-                sink.data = pipe.fileHandleForReading.readDataToEndOfFile()
+                while true {
+                    let chunk = pipe.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    sink.append(chunk)
+                }
                 group.leave()
             }
         }
-        afterStart?(process)
         let deadline = Date().addingTimeInterval(limit)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
+        var signalAt: Date?
+        var signalled = false
+        while process.isRunning && Date() < deadline {
+            if let signal, !signalled {
+                if signalAt == nil, outData.text.contains(signal.text) { signalAt = Date().addingTimeInterval(signal.delay) }
+                if let at = signalAt, Date() >= at {
+                    kill(process.processIdentifier, signal.signal)
+                    signalled = true
+                }
+            }
+            usleep(10_000)
+        }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -104,19 +128,34 @@ enum VMMHarness {
         }
         process.waitUntilExit()
         group.wait()
+        if let signal, !signalled {
+            XCTFail("the guest never printed '\(signal.text)', so signal \(signal.signal) was not sent")
+        }
         defer { try? FileManager.default.removeItem(at: statsFile) }
         var document: [String: Any]?
         if stats, let data = try? Data(contentsOf: statsFile) {
             document = try JSONSerialization.jsonObject(with: data) as? [String: Any]
         }
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
-                      stderr: String(decoding: errData.data, as: UTF8.self), stats: document)
+        return Result(status: process.terminationStatus, stdout: outData.text, stderr: errData.text, stats: document)
     }
 }
 
-/// Bytes read from a pipe on another thread; read only after the group finished.
+/// Bytes read from a pipe on another thread, as they come.
 final class Collected: @unchecked Sendable {
-    var data = Data()
+    private let lock = NSLock()
+    private var data = Data()
+
+    func append(_ chunk: Data) {
+        lock.lock()
+        data.append(chunk)
+        lock.unlock()
+    }
+
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
 }
 
 extension Dictionary where Key == String, Value == Any {

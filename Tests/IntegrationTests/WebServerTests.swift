@@ -95,20 +95,25 @@ final class WebServerTests: XCTestCase {
         XCTAssertEqual(kept, 0, keptOutput)
         XCTAssertEqual(keptOutput.split(separator: " ").map(String.init), ["1", "0", "0"], "one connection for three requests")
 
+        var wrkCompleted = 0
         if let wrk = tools.wrk {
             let (status, output) = try namespace.exec(wrk, ["-t", "1", "-c", "4", "-d", "5s", "--timeout", "5s", Self.url])
             XCTAssertEqual(status, 0, output)
             let completed = output.components(separatedBy: "requests in").first?.split(separator: "\n").last
                 .flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
-            XCTAssertGreaterThan(completed, 20, "wrk completed requests:\n" + output)
+            // How many requests fit in 5 s depends on the host's load; that they
+            // were all answered, with no error, does not.
+            XCTAssertGreaterThan(completed, 0, "wrk completed requests:\n" + output)
             XCTAssertFalse(output.contains("Non-2xx"), output)
+            XCTAssertFalse(output.contains("Socket errors"), output)
+            wrkCompleted = completed
         } else {
             print("SKIP (part): wrk is missing, no load phase")
         }
         XCTAssertEqual(try curl(namespace, tools, [Self.url + "health"]).code, 200, "still serving after the load")
 
         XCTAssertEqual(vm.finish(seconds: 90), 0, vm.output)
-        XCTAssertGreaterThanOrEqual(vm.counter("requests") ?? 0, 9, vm.output)
+        XCTAssertGreaterThanOrEqual(vm.counter("requests") ?? 0, 9 + wrkCompleted, vm.output)
         XCTAssertEqual(vm.counter("active"), 0, "every connection was released:\n" + vm.output)
     }
 
@@ -116,11 +121,16 @@ final class WebServerTests: XCTestCase {
         let tools = try requireTools()
         let (namespace, vm) = try boot("web503", tap: "torotapx", cmdline: "maxconn=1 keepalive=30 idleexit=4 seconds=60")
         defer { namespace.delete() }
-        // Hold the one allowed connection open (an idle keep-alive client) while curl comes.
+        // Hold the one allowed connection open (an idle keep-alive client) while
+        // curl comes: curl starts once the holder's request was answered, so
+        // the connection is surely the server's one.
+        let ready = FileManager.default.temporaryDirectory.appendingPathComponent("toro-holder-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: ready) }
         let holder = try namespace.start(
-            tools.bash, ["-c", "exec 3<>/dev/tcp/\(Self.guest)/80; printf 'GET /health HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n' >&3; sleep 8"])
+            tools.bash, ["-c", "exec 3<>/dev/tcp/\(Self.guest)/80; printf 'GET /health HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n' >&3; "
+                + "read -r status <&3 && touch '\(ready)'; sleep 8"])
         defer { if holder.isRunning { holder.terminate() } }
-        usleep(2_000_000)
+        XCTAssertTrue(TestNetworkNamespace.waitForFile(ready), "the holder's request was never answered:\n" + vm.output)
         let refused = try curl(namespace, tools, [Self.url])
         XCTAssertEqual(refused.code, 503)
         holder.waitUntilExit()  // the holder's connection closes

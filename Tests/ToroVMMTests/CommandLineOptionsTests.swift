@@ -15,9 +15,15 @@ final class CommandLineOptionsTests: XCTestCase {
     }
 
     func assertUsageError(_ line: String, mentions text: String, file: StaticString = #filePath, line number: UInt = #line) {
-        XCTAssertThrowsError(try parse(line), file: file, line: number) { error in
+        assertUsageError(line.split(separator: " ").map(String.init), mentions: text, file: file, line: number)
+    }
+
+    /// Every usage error is one line that says what is wrong.
+    func assertUsageError(_ arguments: [String], mentions text: String, file: StaticString = #filePath, line number: UInt = #line) {
+        XCTAssertThrowsError(try CommandLineOptions.parse(arguments), file: file, line: number) { error in
             let message = (error as? CommandLineOptions.UsageError)?.description ?? ""
             XCTAssertTrue(message.contains(text), "'\(message)' lacks '\(text)'", file: file, line: number)
+            XCTAssertFalse(message.contains("\n"), "'\(message)' is more than one line", file: file, line: number)
         }
     }
 
@@ -50,6 +56,10 @@ final class CommandLineOptionsTests: XCTestCase {
         XCTAssertEqual(config.statsInterval, 0.5)
         XCTAssertEqual(config.haltPollNanoseconds, 0)
         assertUsageError("run k.elf --stats-interval 0", mentions: "at least 0.01")
+        assertUsageError("run k.elf --stats-interval 0.001", mentions: "got '0.001'")
+        assertUsageError("run k.elf --stats-interval 2000000", mentions: "at most 1000000 seconds, got '2000000'")
+        XCTAssertEqual(try self.config("run k.elf --stats-interval 0.01").statsInterval, 0.01)
+        XCTAssertEqual(try self.config("run k.elf --halt-poll-ns 1000000000").haltPollNanoseconds, 1_000_000_000)
         assertUsageError("run k.elf --stats-interval often", mentions: "number of seconds")
         assertUsageError("run k.elf --halt-poll-ns -1", mentions: "whole number")
         assertUsageError("run k.elf --halt-poll-ns 5000000000", mentions: "at most")
@@ -70,10 +80,11 @@ final class CommandLineOptionsTests: XCTestCase {
     }
 
     func testUsageErrors() {
-        XCTAssertThrowsError(try CommandLineOptions.parse([]))
+        assertUsageError([], mentions: "missing command")
         assertUsageError("launch k.elf", mentions: "unknown command")
+        assertUsageError("--cpus 2 run k.elf", mentions: "--cpus goes after the command")
         assertUsageError("run", mentions: "missing IMAGE")
-        assertUsageError("run a.elf b.elf", mentions: "only one IMAGE")
+        assertUsageError("run a.elf b.elf", mentions: "unexpected argument 'b.elf'")
         assertUsageError("run k.elf --cpus", mentions: "needs a value")
         assertUsageError("run k.elf --cpus two", mentions: "whole number")
         assertUsageError("run k.elf --cpus 0", mentions: "between 1 and")
@@ -84,8 +95,64 @@ final class CommandLineOptionsTests: XCTestCase {
         assertUsageError("run k.elf --timeout -1", mentions: "positive")
         assertUsageError("run k.elf --timeout nan", mentions: "positive")
         assertUsageError("run k.elf --stats xml", mentions: "text, json or none")
-        assertUsageError("run k.elf --frobnicate", mentions: "unknown option")
+        assertUsageError("run k.elf --frobnicate", mentions: "unknown option '--frobnicate'")
+        assertUsageError("run k.elf --frobnicate=3", mentions: "unknown option '--frobnicate'")
         assertUsageError("run k.elf --stats-file=", mentions: "needs a path")
+        assertUsageError("run k.elf --stats none --stats-file s.json", mentions: "nothing to write with --stats none")
+    }
+
+    /// A dash-led word is an option: an unknown one is named as such, not taken for a second IMAGE.
+    func testShortAndUnknownOptions() {
+        assertUsageError("run k.elf -x", mentions: "unknown option '-x'")
+        assertUsageError("run -x k.elf", mentions: "unknown option '-x'")
+        assertUsageError("run k.elf -", mentions: "unknown option '-'")
+        assertUsageError("-x", mentions: "unknown option '-x'")
+    }
+
+    /// `--` ends the options: what follows is IMAGE, even when it starts with a dash.
+    func testDoubleDashEndsOptions() throws {
+        XCTAssertEqual(try config("run -- k.elf").imagePath, "k.elf")
+        XCTAssertEqual(try config("run --cpus 2 -- -k.elf").imagePath, "-k.elf")
+        XCTAssertEqual(try config("run --cpus 2 -- -k.elf").cpus, 2)
+        assertUsageError("run -- k.elf --cpus 2", mentions: "unexpected argument '--cpus'")
+        assertUsageError("run --", mentions: "missing IMAGE")
+    }
+
+    /// A forgotten value is reported as such, not as a bad value that happens to be the next option.
+    func testOptionFollowedByAnotherOptionLacksItsValue() {
+        assertUsageError("run k.elf --cpus --memory 1G", mentions: "--cpus needs a value")
+        assertUsageError("run k.elf --cmdline --timeout 2", mentions: "--cmdline needs a value")
+        XCTAssertEqual(try config("run k.elf --cmdline=--timeout").commandLine, "--timeout")
+    }
+
+    /// Range errors quote what the user typed, not the value it was rounded or converted to.
+    func testRangeErrorsNameTheGivenValue() {
+        assertUsageError("run k.elf --memory 1K", mentions: "--memory must be at least 8 MiB, got 1 KiB")
+        assertUsageError("run k.elf --memory 5000000", mentions: "got 5000000 bytes")
+        assertUsageError("run k.elf --memory 64G", mentions: "--memory must be at most 63 GiB, got 64 GiB")
+        assertUsageError("run k.elf --memory 1T", mentions: "got 1 TiB")
+        assertUsageError("run k.elf --timeout 0", mentions: "got '0'")
+        assertUsageError("run k.elf --timeout 2e9", mentions: "up to 1000000000, got '2e9'")
+        assertUsageError("run k.elf --cpus 33", mentions: "between 1 and 32, got 33")
+    }
+
+    func testMemoryRangeEnds() throws {
+        XCTAssertEqual(try config("run k.elf --memory 8M").memory, 8 << 20)
+        XCTAssertEqual(try config("run k.elf --memory 63G").memory, 63 << 30)
+        XCTAssertEqual(try config("run k.elf --memory 8388609").memory, 10 << 20)
+    }
+
+    /// The boot information holds 1023 bytes of command line; more is a usage error (64), not a set-up failure.
+    func testCommandLineLength() throws {
+        let longest = String(repeating: "x", count: MachineConfig.maxCommandLineBytes)
+        XCTAssertEqual(MachineConfig.maxCommandLineBytes, 1023)
+        guard case let .run(config) = try CommandLineOptions.parse(["run", "k.elf", "--cmdline", longest]).action else {
+            return XCTFail()
+        }
+        XCTAssertEqual(config.commandLine.utf8.count, 1023)
+        assertUsageError(["run", "k.elf", "--cmdline", longest + "x"], mentions: "--cmdline is 1024 bytes long; at most 1023 fit")
+        // Bytes, not characters: 512 two-byte characters are 1024 bytes.
+        assertUsageError(["run", "k.elf", "--cmdline", String(repeating: "é", count: 512)], mentions: "1024 bytes")
     }
 
     func testNetDevice() throws {

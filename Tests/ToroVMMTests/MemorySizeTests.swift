@@ -28,6 +28,13 @@ final class MemorySizeTests: XCTestCase {
         XCTAssertThrowsError(try MemorySize.parse("99999999999999999999999")) { XCTAssertNotNil($0 as? MemorySize.ParseError) }
     }
 
+    func testBytesAsWrittenAreNotRounded() throws {
+        XCTAssertEqual(try MemorySize.parseBytes("1K"), 1024)
+        XCTAssertEqual(try MemorySize.parseBytes("3"), 3)
+        XCTAssertEqual(try MemorySize.parseBytes("1T"), 1 << 40)
+        XCTAssertThrowsError(try MemorySize.parseBytes("1Q")) { XCTAssertEqual($0 as? MemorySize.ParseError, .unknownSuffix("1Q")) }
+    }
+
     func testFormat() {
         XCTAssertEqual(MemorySize.format(128 << 20), "128 MiB")
         XCTAssertEqual(MemorySize.format(2 << 30), "2 GiB")
@@ -49,6 +56,13 @@ final class MemorySizeTests: XCTestCase {
         config.timeout = -1
         XCTAssertThrowsError(try config.validate())
         config.timeout = .infinity
+        XCTAssertThrowsError(try config.validate())
+        config.timeout = nil
+        config.commandLine = String(repeating: "x", count: 1024)
+        XCTAssertThrowsError(try config.validate())
+        config.commandLine = String(repeating: "x", count: 1023)
+        XCTAssertNoThrow(try config.validate())
+        config.memory = MachineConfig.maximumMemory + (2 << 20)
         XCTAssertThrowsError(try config.validate())
     }
 }

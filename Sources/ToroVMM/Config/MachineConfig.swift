@@ -1,3 +1,5 @@
+import CKVM
+
 /// What `toro-vmm run` was asked to boot, after the command line was checked.
 public struct MachineConfig: Equatable, Sendable {
     public var imagePath: String
@@ -27,25 +29,41 @@ public struct MachineConfig: Equatable, Sendable {
 
     /// The smallest guest: 2 MiB of boot structures, 2 MiB of kernel and some heap.
     public static let minimumMemory: UInt64 = 8 << 20
+    /// The largest: what the identity map covers, less the 1 GiB MMIO hole below 4 GiB.
+    public static let maximumMemory: UInt64 = BootLayout.maxMemory - (1 << 30)
+    /// The longest kernel command line: the boot information's buffer less its NUL.
+    public static let maxCommandLineBytes = Int(TORO_CMDLINE_MAX) - 1
+    /// `--stats-interval` bounds, in seconds: below 10 ms the samples would be
+    /// mostly the sampler's own cost.
+    public static let statsIntervalRange = 0.01...1_000_000.0
+    /// The longest `--timeout`, in seconds: far beyond any run, and its deadline
+    /// in nanoseconds still fits in 64 bits.
+    public static let maxTimeout = 1_000_000_000.0
+    /// The longest `--halt-poll-ns`: one second of polling after a HLT.
+    public static let maxHaltPollNanoseconds: UInt64 = 1_000_000_000
 
-    /// Checks ranges that the command-line parser cannot know.
+    /// Checks ranges that the command-line parser cannot know. The parser checks
+    /// the same ranges first, so that its messages can quote what the user typed.
     public func validate(maxVCPUs: Int = BootLayout.maxCPUs) throws(VMMError) {
         let limit = min(maxVCPUs, BootLayout.maxCPUs)
         guard cpus >= 1, cpus <= limit else { throw .config("--cpus must be between 1 and \(limit), got \(cpus)") }
         guard memory >= MachineConfig.minimumMemory else {
             throw .config("--memory must be at least \(MemorySize.format(MachineConfig.minimumMemory)), got \(MemorySize.format(memory))")
         }
-        guard memory <= BootLayout.maxMemory - (1 << 30) else {
-            throw .config("--memory must be at most \(MemorySize.format(BootLayout.maxMemory - (1 << 30))), got \(MemorySize.format(memory))")
+        guard memory <= MachineConfig.maximumMemory else {
+            throw .config("--memory must be at most \(MemorySize.format(MachineConfig.maximumMemory)), got \(MemorySize.format(memory))")
         }
-        if let timeout, !(timeout > 0 && timeout.isFinite && timeout < 1e9) {
-            throw .config("--timeout must be a positive number of seconds, got \(timeout)")
+        guard commandLine.utf8.count <= MachineConfig.maxCommandLineBytes else {
+            throw .config("--cmdline is \(commandLine.utf8.count) bytes long; at most \(MachineConfig.maxCommandLineBytes) fit")
         }
-        if let statsInterval, !(statsInterval >= 0.01 && statsInterval.isFinite && statsInterval < 1e6) {
-            throw .config("--stats-interval must be at least 0.01 seconds, got \(statsInterval)")
+        if let timeout, !(timeout > 0 && timeout <= MachineConfig.maxTimeout) {
+            throw .config("--timeout must be a positive number of seconds up to \(Int(MachineConfig.maxTimeout)), got \(timeout)")
         }
-        if let haltPollNanoseconds, haltPollNanoseconds > 1_000_000_000 {
-            throw .config("--halt-poll-ns must be at most 1000000000 (1 s), got \(haltPollNanoseconds)")
+        if let statsInterval, !MachineConfig.statsIntervalRange.contains(statsInterval) {
+            throw .config("--stats-interval must be at least 0.01 and at most \(Int(MachineConfig.statsIntervalRange.upperBound)) seconds, got \(statsInterval)")
+        }
+        if let haltPollNanoseconds, haltPollNanoseconds > MachineConfig.maxHaltPollNanoseconds {
+            throw .config("--halt-poll-ns must be at most \(MachineConfig.maxHaltPollNanoseconds) (1 s), got \(haltPollNanoseconds)")
         }
         guard MachineConfig.profileIntervalRange.contains(profileIntervalMicroseconds) else {
             throw .config("--profile-interval must be between 100 and 1000000 microseconds, got \(profileIntervalMicroseconds)")
@@ -147,6 +165,15 @@ public enum MemorySize {
     /// Parses a size; units are powers of 1024 and may be written `M`, `MB`, `MiB` (any case).
     /// The result is rounded up to a whole 2 MiB, the granularity of the guest's memory.
     public static func parse(_ text: String) throws(ParseError) -> UInt64 {
+        let bytes = try parseBytes(text)
+        let granule: UInt64 = 2 << 20
+        guard bytes <= UInt64.max - granule else { throw .tooLarge(text) }
+        return (bytes + granule - 1) / granule * granule
+    }
+
+    /// The size as written, in bytes, before rounding: what an error message
+    /// should quote back to the user.
+    public static func parseBytes(_ text: String) throws(ParseError) -> UInt64 {
         let trimmed = text.trimmingWhitespace()
         guard !trimmed.isEmpty else { throw .empty }
         let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
@@ -165,9 +192,8 @@ public enum MemorySize {
         }
         guard number > 0 else { throw .zero }
         let (bytes, overflow) = number.multipliedReportingOverflow(by: 1 << shift)
-        let granule: UInt64 = 2 << 20
-        guard !overflow, bytes <= UInt64.max - granule else { throw .tooLarge(text) }
-        return (bytes + granule - 1) / granule * granule
+        guard !overflow else { throw .tooLarge(text) }
+        return bytes
     }
 
     /// `128 MiB`, `1 GiB`, `1536 KiB`, or bytes.

@@ -14,6 +14,8 @@ public final class Machine {
     public let image: ELFImage
     /// The image's function symbols, read only with `--profile`.
     let symbols: ELFSymbolTable?
+    /// Where `--profile FILE` goes; nil without `--profile` and for `-` (stderr).
+    let profileOutput: OutputFile?
     /// When the VMM started, for the boot-time figures in the statistics.
     let startNanoseconds: UInt64
     /// How KVM runs this guest (`--mode`, resolved against the host).
@@ -24,6 +26,12 @@ public final class Machine {
         self.config = config
         self.startNanoseconds = startNanoseconds
         try config.validate()
+        // Before anything else: a profile that could not be written would be a lost run.
+        if let path = config.profilePath, path != "-" {
+            self.profileOutput = try OutputFile(path: path, contents: "the profile")
+        } else {
+            self.profileOutput = nil
+        }
         // The image is checked before KVM is touched, so a bad image is reported as such on any host.
         let bytes: [UInt8]
         do {
@@ -218,22 +226,8 @@ public final class Machine {
     /// Writes the `--profile` report to its file or, for `-`, to standard error; a
     /// failure is one line on stderr and does not change the run's outcome.
     func writeProfile(_ text: String) {
-        guard let path = config.profilePath else { return }
-        if path == "-" { return writeError(text) }
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            return writeError("toro-vmm: cannot write the profile to \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else {
-                return writeError("toro-vmm: cannot write the profile to \(path): \(String(cString: strerror(errno)))")
-            }
-            bytes = bytes.dropFirst(written)
-        }
+        guard let profileOutput else { return writeError(text) }
+        if let failure = profileOutput.write(text) { writeError("toro-vmm: \(failure)") }
     }
 
     /// Each vCPU's counters now, read from the main thread: the thread's CPU clock and KVM's stats fd.

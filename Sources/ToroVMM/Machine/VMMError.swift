@@ -15,6 +15,8 @@ public enum VMMError: Error, CustomStringConvertible {
     case host(String)
     /// The network backend of `--net` could not be opened.
     case network(NetworkBackendError)
+    /// A file the run's results go to (`--stats-file`, `--profile`) cannot be written.
+    case output(String)
 
     public var description: String {
         switch self {
@@ -25,13 +27,15 @@ public enum VMMError: Error, CustomStringConvertible {
         case let .config(text): return text
         case let .host(text): return text
         case let .network(error): return "--net: \(error.description)"
+        case let .output(text): return text
         }
     }
 }
 
 /// The exit statuses of `toro-vmm`, documented in README.
 public enum ExitStatus {
-    /// The VM could not be set up: KVM, the image or the configuration.
+    /// The VM could not be set up: KVM, the image, the configuration, or a
+    /// `--stats-file` or `--profile` file that cannot be written.
     public static let setupFailed: Int32 = 2
     /// Bad command-line usage.
     public static let usage: Int32 = 64
@@ -40,7 +44,7 @@ public enum ExitStatus {
     /// The guest crashed: triple fault, an instruction KVM could not emulate, a failed
     /// VM entry, or an exit status outside 0-255.
     public static let guestCrashed: Int32 = 125
-    /// toro-vmm itself failed while the guest ran.
+    /// toro-vmm itself failed while the guest ran, or could not write the statistics at exit.
     public static let internalError: Int32 = 126
     /// Stopped by SIGINT.
     public static let interrupted: Int32 = 130

@@ -50,16 +50,28 @@ public struct VCPUReading: Sendable, Equatable {
 ///
 /// KVM adds a halt's duration to `halt_wait_ns` only when the halt ends, so a
 /// vCPU that halts through several intervals (a tickless idle kernel does)
-/// would look busy until it wakes. The sampler therefore also counts the part
-/// of a halt still under way, from the first sample that saw the vCPU
-/// `blocking`, and takes that part back out when KVM finally accounts the halt.
-/// The result is exact to within one sampling interval.
+/// would look busy until it wakes, and then the whole halt would land in the
+/// interval where it ended. The sampler therefore also counts the part of a
+/// halt still under way (KVM's `blocking`), and takes what it already counted
+/// back out when KVM finally accounts the halt.
+///
+/// When a sample first sees a halt under way, KVM does not say when it began.
+/// The sampler takes it to have begun when the vCPU stopped doing anything
+/// else in the interval: the interval less the vCPU thread's CPU time and the
+/// halts that ended in it. That is exact when the vCPU thread never waited for
+/// a host CPU; on a loaded host, such a wait just before the halt is counted as
+/// halted in that interval and taken back when the halt ends. (Counting only
+/// from the sample that first saw the halt, as before, showed an idle vCPU
+/// 0% halted in its first interval, and then pushed the uncounted start into
+/// the interval where the halt ended, so that CPU% plus halted% went over
+/// 100%.) A vCPU thread cannot be halted while it runs, so a sample's halted
+/// share never exceeds 100% less its CPU share.
 public struct LiveSampler: Sendable {
     struct VCPUState: Sendable {
         var last: VCPUReading
-        /// When the current halt was first seen, and the halt-exit count then.
-        var haltSeen: (time: UInt64, haltExits: UInt64)?
-        /// Nanoseconds of the current halt already reported as halted.
+        /// The halt under way at the last sample, known by KVM's halt-exit count then.
+        var haltExits: UInt64?
+        /// Nanoseconds of that halt already reported as halted.
         var credited: UInt64 = 0
     }
 
@@ -67,11 +79,14 @@ public struct LiveSampler: Sendable {
     private var lastTime: UInt64
     private var lastProcessCPU: UInt64
 
+    /// A halt already under way here began before the first interval; only its
+    /// part from `time` on is counted (and the part before is cut off by the
+    /// 100%-less-CPU bound when KVM accounts it).
     public init(time: UInt64, processCPU: UInt64, readings: [VCPUReading]) {
         self.lastTime = time
         self.lastProcessCPU = processCPU
         self.states = readings.map { reading in
-            VCPUState(last: reading, haltSeen: reading.blocking ? (time, reading.haltExits) : nil)
+            VCPUState(last: reading, haltExits: reading.blocking ? reading.haltExits : nil)
         }
     }
 
@@ -83,24 +98,30 @@ public struct LiveSampler: Sendable {
         for (index, reading) in readings.enumerated() where index < states.count {
             var state = states[index]
             let previous = state.last
-            // Halts that ended in this interval, minus what was already reported of them.
-            let completed = reading.haltWaitNanoseconds &- previous.haltWaitNanoseconds
-            var halted = Int64(truncatingIfNeeded: completed) - Int64(state.credited)
-            state.credited = 0
-            if reading.blocking {
-                if let seen = state.haltSeen, seen.haltExits == reading.haltExits {
-                    // Still the same halt: count what it has lasted since it was first seen.
-                    let ongoing = time &- seen.time
-                    halted += Int64(ongoing)
-                    state.credited = ongoing
-                    state.haltSeen = (seen.time, seen.haltExits)
-                } else {
-                    state.haltSeen = (time, reading.haltExits)
-                }
+            let cpu = min(reading.cpuNanoseconds &- previous.cpuNanoseconds, interval)
+            // Halts that ended in this interval, whole, as KVM accounted them.
+            let completed = Int64(truncatingIfNeeded: reading.haltWaitNanoseconds &- previous.haltWaitNanoseconds)
+            var halted: Int64
+            if reading.blocking, let ongoing = state.haltExits, ongoing == reading.haltExits {
+                // The same halt as at the last sample: halted all the interval.
+                halted = completed + Int64(interval)
+                state.credited += interval
             } else {
-                state.haltSeen = nil
+                // The halt under way at the last sample (if any) ended: only its
+                // part after what was already reported is new.
+                halted = completed - Int64(state.credited)
+                state.credited = 0
+                state.haltExits = nil
+                if reading.blocking {
+                    // A halt that began in this interval, after the vCPU's CPU time
+                    // and the halts that ended.
+                    let begun = max(Int64(interval) - Int64(cpu) - max(halted, 0), 0)
+                    halted += begun
+                    state.credited = UInt64(begun)
+                    state.haltExits = reading.haltExits
+                }
             }
-            halted = min(max(halted, 0), Int64(interval))
+            halted = min(max(halted, 0), Int64(interval - cpu))
             vcpus.append(VCPUSample(
                 index: index,
                 cpuPercent: percent(reading.cpuNanoseconds &- previous.cpuNanoseconds, of: interval),
