@@ -101,13 +101,13 @@ public enum Interrupts {
     }
 
     /// ``window()``, but only if this CPU has not opened one in the last
-    /// ``windowInterval`` (200 µs): what `Thread.yield()` and the `idle=poll`
+    /// ``windowInterval`` (1 ms): what `Thread.yield()` and the `idle=poll`
     /// loop call every turn. Nothing a busy core waits for needs the window
     /// sooner: its timers run in software once due (`Timers.expireIfDue()`),
     /// threads other cores hand it arrive through its incoming queue, and
     /// the network thread polls its device. What the window still brings in
     /// (a device interrupt for another driver, an IPI a handler must see)
-    /// waits 200 µs at most. In native mode each window is two traps, about
+    /// waits 1 ms at most. In native mode each window is two traps, about
     /// 30 µs: opened every turn it was the most expensive thing a busy core did.
     @inline(__always)
     public static func windowIfDue() {
@@ -119,7 +119,7 @@ public enum Interrupts {
     }
 
     /// The least time between two windows of ``windowIfDue()``.
-    public static let windowInterval: UInt64 = 200_000  // nanoseconds
+    public static let windowInterval: UInt64 = 1_000_000  // nanoseconds
 
     /// On CPU 0 once the clock runs: ``windowInterval`` in TSC ticks.
     static func startWindows() {

@@ -76,7 +76,7 @@ extension Scheduler {
     /// idle poller polls once more.
     ///
     /// With `idle=poll`: the same checks in a busy loop, opening a
-    /// one-instruction interrupt window every 200 µs
+    /// one-instruction interrupt window every millisecond
     /// (`Interrupts.windowIfDue()`) so that device interrupts and IPIs are
     /// still taken, and running this core's timers in software once their
     /// deadline has passed (`Timers.expireIfDue()`): on

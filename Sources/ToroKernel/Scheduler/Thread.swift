@@ -165,9 +165,10 @@ public final class Thread: RunQueueElement, WaiterListElement {
 
     /// Lets the other ready threads of this core run first, if there are
     /// any; returns at once otherwise. Also takes in pending interrupts (at
-    /// most every 200 µs, see `Interrupts.windowIfDue()`) and runs due timers (so that sleeping threads wake on a core whose other
-    /// threads only yield), threads other cores sent, and gives idle pollers
-    /// a turn.
+    /// most every millisecond, see `Interrupts.windowIfDue()`), runs due
+    /// timers (so that sleeping threads wake on a core whose other threads
+    /// only yield), takes in threads other cores sent, and gives idle
+    /// pollers a turn.
     public static func yield() {
         Interrupts.windowIfDue()
         Timers.expireIfDue()
