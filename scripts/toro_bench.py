@@ -1,5 +1,7 @@
 """Shared pieces of the benchmark scripts: run toro-vmm, timestamp its console
-lines, read its JSON statistics, and print medians and tables."""
+lines, read its JSON statistics, print medians and tables, and choose the
+execution modes to compare (kvm_pvm's native and emulated modes side by side
+where the host has them, the default mode alone elsewhere)."""
 import json
 import os
 import statistics
@@ -10,6 +12,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_VMM = os.path.join(ROOT, ".build/release/toro-vmm")
+
+
+PVM_MODULE = "/sys/module/kvm_pvm"
+PVM_MODES = ("native", "emulated")
 
 
 def image(name):
@@ -43,6 +49,58 @@ class Run:
 
     def samples(self):
         return self.stats.get("samples", []) if self.stats else []
+
+
+def host_is_pvm():
+    """Whether this host's /dev/kvm is the kvm_pvm back end, the only one with
+    `--mode native` and `--mode emulated`."""
+    return os.path.isdir(PVM_MODULE)
+
+
+def add_modes_argument(parser):
+    parser.add_argument("--modes", default=None, metavar="native,emulated",
+                        help="toro-vmm --mode values to measure, comma-separated (default: native,emulated on a "
+                             "kvm_pvm host, auto elsewhere, where only auto exists)")
+
+
+def chosen_modes(args, script):
+    """The `--mode` values to measure, and one line that says why, for the output."""
+    pvm = host_is_pvm()
+    if args.modes is None:
+        modes = list(PVM_MODES) if pvm else ["auto"]
+    else:
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in ("auto",) + PVM_MODES:
+            sys.exit(f"{script}: --modes: unknown mode '{mode}' (native, emulated or auto)")
+        if mode in PVM_MODES and not pvm:
+            sys.exit(f"{script}: --modes {mode}: this host's KVM is not kvm_pvm ({PVM_MODULE} is missing); only auto exists here")
+    if pvm:
+        note = f"host KVM: kvm_pvm; modes measured in this run: {', '.join(modes)}"
+    else:
+        note = ("host KVM: not kvm_pvm, so only the default mode exists (hardware virtualisation); "
+                "the native/emulated comparison is skipped")
+    return modes, note
+
+
+def mode_args(mode):
+    return ["--mode", mode]
+
+
+def total(stats, key):
+    """A counter summed over the vCPUs (`traps`, `vmm_exits`, ...), or None where KVM lacks it."""
+    value = stats["totals"].get(key) if stats else None
+    return value
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
 
 
 def run(vmm, args, timeout=120):
