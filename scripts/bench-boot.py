@@ -59,14 +59,18 @@ def build_loader():
 def measure(args, mode, extra):
     vmm = [args.vmm, "run", args.image] + tb.mode_args(mode) + extra
     timed = vmm + ["--stats", "none"]
-    loader = [LOADER] + (["-n"] if mode == "native" else []) + [args.image]
     stats_file = os.path.join(tempfile.mkdtemp(prefix="toro-bench-"), "stats.json")
     with_stats = vmm + ["--stats", "json", "--stats-file", stats_file]
 
-    # Warm the page cache, and check that the floor boots the image as toro-vmm does.
-    status, _, _, vmm_output = run_once(timed)
+    # Warm the page cache, learn the mode toro-vmm resolved (auto is native on
+    # kvm_pvm) so the loader runs in the same one, and check that the floor
+    # boots the image as toro-vmm does.
+    status, _, _, vmm_output = run_once(with_stats)
     if status != 0:
-        sys.exit(f"bench-boot: {' '.join(timed)} exited with {status}")
+        sys.exit(f"bench-boot: {' '.join(with_stats)} exited with {status}")
+    with open(stats_file) as f:
+        actual = json.load(f)["mode"]
+    loader = [LOADER] + (["-n"] if actual == "native" else []) + [args.image]
     status, _, _, loader_output = run_once(loader)
     if status != 0:
         sys.exit(f"bench-boot: {' '.join(loader)} exited with {status}")
@@ -124,7 +128,7 @@ def main():
 
     print(f"boot benchmark: {os.path.basename(args.image)}, {args.runs} runs per mode, medians; {note}")
     print(f"toro-vmm: {args.vmm} run IMAGE --mode MODE --stats none {' '.join(extra)}".rstrip())
-    print(f"C loader (the floor): {os.path.relpath(LOADER, tb.ROOT)} [-n] IMAGE, built from {os.path.relpath(LOADER_SOURCE, tb.ROOT)}; "
+    print(f"C loader (the floor): {os.path.relpath(LOADER, tb.ROOT)} [-n] IMAGE (-n where toro-vmm ran in mode native), built from {os.path.relpath(LOADER_SOURCE, tb.ROOT)}; "
           "its console output was checked equal to toro-vmm's")
     header = ["", *[f"--mode {m} (mode {results[m]['mode']})" for m in modes]]
     rows = [
