@@ -4,7 +4,8 @@
 #   make test    build everything, run the unit and integration tests
 #   make stress  the integration tests ROUNDS times (default 10) with every host core busy
 #   make images  build every image under Examples/ and Tests/Guests/ into .build/images/
-#   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency, HTTP
+#   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency, HTTP;
+#                on a kvm_pvm host each one measures native and emulated mode side by side
 
 # The Swift toolchain: `swift` on PATH if there is one, else the one installed at
 # /opt/swift. Its bin directory goes first on PATH for every recipe, so that the
@@ -62,6 +63,7 @@ stress: build images
 bench: bench-boot bench-idle bench-idlecases bench-latency bench-http
 
 bench-boot: release images
+	scripts/install-bench-deps.sh
 	scripts/bench-boot.py
 
 bench-idle: release images
@@ -74,7 +76,7 @@ bench-latency: release images
 	scripts/bench-latency.py
 
 bench-http: release images
-	scripts/install-test-deps.sh
+	scripts/install-bench-deps.sh
 	scripts/bench-http.py
 
 clean:
