@@ -788,12 +788,82 @@ final class TCPConnectionTests: XCTestCase {
         }
     }
 
-    func testSYNInWindowResets() {
+    /// RFC 5961 §4.2 / RFC 9293 §3.10.7.4: a SYN on a synchronized connection,
+    /// in the window or not, gets a challenge ACK (SND.NXT, RCV.NXT) and the
+    /// connection stays; a peer that really restarted answers it with an
+    /// exact reset, which ends the connection.
+    func testSYNOnASynchronizedConnectionGetsAChallengeACK() {
+        let states: [TCPState] = [.established, .finWait1, .finWait2, .closeWait, .closing, .lastAck, .timeWait]
+        for state in states {
+            for sequence: UInt32 in [7005, 7001, 7001 &+ 200_000] {  // in the window, at RCV.NXT, far outside
+                let (connection, peer) = self.connection(in: state)
+                _ = connection.output(now: 2 * ms)
+                let received = connection.counters.badSegments
+                connection.handle(peer.segment(.syn, sequence: sequence), now: 2 * ms)
+                XCTAssertEqual(connection.state, state, "\(state) \(sequence)")
+                let answer = connection.output(now: 2 * ms)
+                XCTAssertEqual(answer.map { $0.flags }, [.ack], "\(state) \(sequence)")
+                XCTAssertEqual(answer.first?.sequence, connection.sndNxt, "\(state)")
+                XCTAssertEqual(answer.first?.acknowledgement, connection.rcvNxt, "\(state)")
+                XCTAssertEqual(connection.counters.challengeACKs, 1, "\(state)")
+                XCTAssertEqual(connection.counters.badSegments, received + 1, "\(state)")
+                // The restarted peer's reset, at the challenge ACK's number, ends it.
+                connection.handle(peer.segment(.rst, sequence: answer.first?.acknowledgement ?? 0), now: 3 * ms)
+                XCTAssertEqual(connection.state, .closed, "\(state)")
+            }
+        }
+        // A SYN with data and FIN, in the window: no byte of it is taken.
         let (connection, peer) = acceptedConnection()
-        connection.handle(peer.segment(.syn, sequence: 7005), now: 1 * ms)
+        connection.handle(peer.segment([.syn, .fin], sequence: 7001, payload: [1, 2, 3]), now: 1 * ms)
+        XCTAssertEqual(connection.state, .established)
+        XCTAssertEqual(connection.bytesAvailable, 0)
+        XCTAssertFalse(connection.receivedFIN)
+        XCTAssertEqual(connection.output(now: 1 * ms).map { $0.acknowledgement }, [7001])
+    }
+
+    /// In SYN-RECEIVED a SYN other than the one answered gives the half-open
+    /// connection up (RFC 793; RFC 5961 §4 covers synchronized states).
+    func testAnotherSYNInSynReceivedResets() {
+        let peer = TCPPeer(sequence: 7000, port: 40000, peerPort: 80)
+        let connection = TCPConnection(
+            acceptingSYN: peer.segment(.syn), local: local, remote: remote, initialSequence: 100, now: 0,
+            configuration: TCPConfiguration())
+        _ = connection.output(now: 0)
+        connection.handle(peer.segment(.syn, sequence: 7010), now: 1 * ms)
         XCTAssertEqual(connection.state, .closed)
         XCTAssertEqual(connection.closeReason, .reset)
         XCTAssertEqual(connection.output(now: 1 * ms).map { $0.flags }, [[.rst, .ack]])
+    }
+
+    /// RFC 5961 §7: at most `challengeACKLimit` challenge ACKs per interval,
+    /// whatever asks for them (RSTs and SYNs in the window, ACKs of data never
+    /// sent); the next interval allows as many again.
+    func testChallengeACKsAreRateLimited() {
+        var configuration = TCPConfiguration()
+        configuration.idleTimeout = 0
+        let (connection, peer) = acceptedConnection(configuration: configuration)
+        var answered = 0
+        var time = 1 * ms
+        for index in 0..<30 {
+            switch index % 3 {
+            case 0: connection.handle(peer.segment(.rst, sequence: 7001 &+ 10), now: time)
+            case 1: connection.handle(peer.segment(.syn, sequence: 7001 &+ 10), now: time)
+            default: connection.handle(peer.segment(.ack, ack: 5000), now: time)
+            }
+            answered += connection.output(now: time).count
+            time += 10 * ms
+        }
+        XCTAssertEqual(answered, configuration.challengeACKLimit, "30 in 300 ms")
+        XCTAssertEqual(connection.counters.challengeACKs, configuration.challengeACKLimit)
+        XCTAssertEqual(connection.counters.challengeACKsSuppressed, 30 - configuration.challengeACKLimit)
+        XCTAssertEqual(connection.state, .established)
+        // A second later the limit starts over.
+        time = 1 * ms + configuration.challengeACKInterval
+        connection.handle(peer.segment(.rst, sequence: 7001 &+ 10), now: time)
+        XCTAssertEqual(connection.output(now: time).map { $0.flags }, [.ack])
+        // An exact reset needs no ACK and is never held back.
+        connection.handle(peer.segment(.rst), now: time)
+        XCTAssertEqual(connection.state, .closed)
     }
 
     func testAbort() {

@@ -15,7 +15,10 @@
 //   rule excluding ACKs that cover retransmitted data; backoff lasts until
 //   the next sample. Clock granularity G = 1 ms; minimumRTO 200 ms.
 // - A reset is accepted only at exactly RCV.NXT; one elsewhere in the window
-//   gets a challenge ACK (RFC 5961 §3.2). A SYN in the window resets (RFC 793).
+//   gets a challenge ACK (RFC 5961 §3.2), and so does a SYN on a synchronized
+//   connection (RFC 5961 §4.2, RFC 9293 §3.10.7.4) and an ACK of data never
+//   sent (§5.2); the connection stays. Challenge ACKs are rate-limited per
+//   connection (RFC 5961 §7). A SYN in the window of SYN-RECEIVED still resets.
 // - FIN_WAIT_2's timeout restarts with every segment from the peer, and the
 //   idle timeout counts from the last segment received in any synchronized
 //   state but TIME_WAIT.
@@ -40,6 +43,11 @@ public struct TCPConfiguration {
     /// Consecutive RTO expiries of the same data (or SYN) tolerated: the next one
     /// gives up (closeReason .timedOut, RST sent).
     public var maximumRetransmissions: Int = 8
+    /// Challenge ACKs (RFC 5961) sent at most this many times per
+    /// `challengeACKInterval` and connection; more are not answered (§7), so
+    /// a blind attacker cannot make us send as fast as it sends.
+    public var challengeACKLimit: Int = 10
+    public var challengeACKInterval: UInt64 = 1_000_000_000
     /// How long TIME_WAIT lasts (2*MSL, shortened).
     public var timeWait: UInt64 = 1_000_000_000
     /// In a synchronized state, nothing received from the peer for this long
@@ -85,6 +93,9 @@ public struct TCPConnectionCounters: Equatable {
     public var duplicateSegments = 0
     /// Ignored as unacceptable.
     public var badSegments = 0
+    /// Challenge ACKs sent (RFC 5961), and those the rate limit held back.
+    public var challengeACKs = 0
+    public var challengeACKsSuppressed = 0
 
     public init() {}
 }
@@ -193,6 +204,10 @@ public final class TCPConnection {
     var finWait2Deadline: UInt64?
     /// A reset to send at the next output (abort, give-up, answer to a bad ACK).
     var pendingRST: TCPSegment?
+    /// The RFC 5961 §7 rate limit: when the current interval began, and the
+    /// challenge ACKs sent in it.
+    var challengeIntervalStart: UInt64 = 0
+    var challengeACKsInInterval = 0
 
     /// The clock granularity G of RFC 6298 (2.2): 1 ms.
     static let granularity: UInt64 = 1_000_000
@@ -421,6 +436,13 @@ public final class TCPConnection {
                 || (seqGEQ(last, rcvNxt) && seqLT(last, rcvAdvertisedRight))
         }
         guard acceptable else {
+            if flags.contains(.syn) && !flags.contains(.rst) && isSynchronized {
+                // RFC 9293 §3.10.7.4: a SYN gets a challenge ACK whatever its
+                // sequence number, under the same rate limit.
+                counters.badSegments += 1
+                challengeACK(now: now)
+                return
+            }
             if !flags.contains(.rst) {
                 ackNow = true
                 // A retransmitted FIN: our last ACK was lost; TIME_WAIT starts over.
@@ -438,7 +460,7 @@ public final class TCPConnection {
             // RFC 5961 §3.2: only an exact RST resets; one merely in the window gets a challenge ACK.
             guard sequence == rcvNxt else {
                 counters.badSegments += 1
-                ackNow = true
+                challengeACK(now: now)
                 return
             }
             switch state {
@@ -450,10 +472,19 @@ public final class TCPConnection {
         }
 
         if flags.contains(.syn) {
-            // A SYN in the window of a synchronized connection is an error (RFC 793): reset.
             counters.badSegments += 1
-            queueReset()
-            enterClosed(.reset)
+            guard isSynchronized else {
+                // SYN-RECEIVED: a second SYN, not the one we answered; the
+                // half-open connection is given up (RFC 793).
+                queueReset()
+                enterClosed(.reset)
+                return
+            }
+            // RFC 5961 §4.2 (RFC 9293 §3.10.7.4): a SYN on a synchronized
+            // connection may be a blind attacker's; resetting would hand it the
+            // connection. A challenge ACK tells a real peer that restarted where
+            // we are (it answers with an exact RST), and the connection stays.
+            challengeACK(now: now)
             return
         }
 
@@ -479,9 +510,9 @@ public final class TCPConnection {
         }
 
         if seqGT(ack, sndNxt) {
-            // Acknowledges something never sent.
+            // Acknowledges something never sent (RFC 5961 §5.2: a challenge ACK).
             counters.badSegments += 1
-            ackNow = true
+            challengeACK(now: now)
             return
         }
         let windowBefore = sndWnd
@@ -1043,6 +1074,22 @@ public final class TCPConnection {
 
     func setPeerMSS(_ mss: UInt16?) {
         peerMSS = mss.map { Int($0) } ?? 536
+    }
+
+    /// Sends an ACK now (RFC 5961's challenge ACK: SND.NXT, RCV.NXT), unless
+    /// `challengeACKLimit` of them went out in the current interval (§7).
+    func challengeACK(now: UInt64) {
+        if now &- challengeIntervalStart >= configuration.challengeACKInterval || now < challengeIntervalStart {
+            challengeIntervalStart = now
+            challengeACKsInInterval = 0
+        }
+        guard challengeACKsInInterval < configuration.challengeACKLimit else {
+            counters.challengeACKsSuppressed += 1
+            return
+        }
+        challengeACKsInInterval += 1
+        counters.challengeACKs += 1
+        ackNow = true
     }
 
     /// RFC 5681 §3.1: the initial window once the MSS is known.
