@@ -25,6 +25,8 @@ final class TCPTestNetwork {
     var clientConfiguration: TCPConfiguration
     var client: TCPConnection
     var server: TCPConnection?
+    /// The server's initial sequence number.
+    var serverISS: UInt32 = 500_000
     /// Everything sent, in order, with the sender.
     var sent: [(side: Side, segment: TCPSegment, at: UInt64)] = []
     var inFlight: [(at: UInt64, to: Side, segment: TCPSegment)] = []
@@ -100,7 +102,7 @@ final class TCPTestNetwork {
                 server.handle(segment, now: now)
             } else if segment.flags == .syn {
                 server = TCPConnection(
-                    acceptingSYN: segment, local: serverEndpoint, remote: clientEndpoint, initialSequence: 500_000,
+                    acceptingSYN: segment, local: serverEndpoint, remote: clientEndpoint, initialSequence: serverISS,
                     now: now, configuration: serverConfiguration)
             }
         }
@@ -864,6 +866,51 @@ final class TCPConnectionTests: XCTestCase {
         // An exact reset needs no ACK and is never held back.
         connection.handle(peer.segment(.rst), now: time)
         XCTAssertEqual(connection.state, .closed)
+    }
+
+    /// The MSS a peer announces is raised to `minimumPeerMSS`: an MSS of 0 or
+    /// 1 must not turn every byte into a segment.
+    func testPeerMSSHasAFloor() {
+        for (announced, expected) in [(0, 48), (1, 48), (47, 48), (48, 48), (100, 100), (65535, 1460)] {
+            let (connection, _) = acceptedConnection(mss: UInt16(announced))
+            XCTAssertEqual(connection.effectiveMSS, expected, "MSS \(announced)")
+            XCTAssertEqual(connection.send(pattern(1000, seed: 3)[...]), 1000)
+            let segments = connection.output(now: 1 * ms)
+            XCTAssertTrue(segments.allSatisfy { $0.payload.count <= expected }, "MSS \(announced)")
+        }
+    }
+
+    /// Out-of-order pieces held are bounded in number as well as in bytes.
+    func testHeldOutOfOrderPiecesAreBounded() {
+        let (connection, peer) = acceptedConnection()
+        let limit = TCPConfiguration().maximumHeldSegments
+        // One byte at every other sequence number after a gap at 7001.
+        for index in 0..<(3 * limit) {
+            connection.handle(peer.segment(.ack, sequence: 7003 &+ UInt32(2 * index), payload: [UInt8(truncatingIfNeeded: index)]),
+                              now: 1 * ms)
+            XCTAssertLessThanOrEqual(connection.held.count, limit)
+        }
+        XCTAssertEqual(connection.held.count, limit)
+        // The gap fills; what was held is delivered, what was not comes again later.
+        connection.handle(peer.segment(.ack, sequence: 7001, payload: [0xAA, 0xBB]), now: 2 * ms)
+        XCTAssertEqual(connection.bytesAvailable, 3, "the gap and the first held byte; the next hole follows")
+        XCTAssertEqual(connection.receive(maximum: 10), [0xAA, 0xBB, 0])
+        XCTAssertEqual(connection.held.count, limit - 1)
+    }
+
+    /// Sequence numbers on both sides start just below 2^32 and wrap during
+    /// a transfer: everything arrives, in order, both ways.
+    func testSequenceNumbersWrapBothWays() {
+        let network = TCPTestNetwork(clientISS: 0xFFFF_FF00)
+        network.serverISS = 0xFFFF_FFF0
+        network.connect()
+        let clientData = pattern(70_000, seed: 11)
+        let serverData = pattern(90_000, seed: 12)
+        let (atServer, atClient) = exchange(network, clientData: clientData, serverData: serverData)
+        XCTAssertTrue(atServer == clientData)
+        XCTAssertTrue(atClient == serverData)
+        XCTAssertLessThan(network.server?.sndNxt ?? .max, 0x0010_0000, "the server's numbers wrapped")
+        XCTAssertLessThan(network.client.sndNxt, 0x0010_0000, "the client's numbers wrapped")
     }
 
     func testAbort() {

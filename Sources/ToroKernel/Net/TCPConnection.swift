@@ -19,6 +19,11 @@
 //   connection (RFC 5961 §4.2, RFC 9293 §3.10.7.4) and an ACK of data never
 //   sent (§5.2); the connection stays. Challenge ACKs are rate-limited per
 //   connection (RFC 5961 §7). A SYN in the window of SYN-RECEIVED still resets.
+// - Every value from the peer is treated as hostile: sequence and
+//   acknowledgement numbers are compared and moved in wrapping arithmetic
+//   (seqDiff/seqAdd), windows and the MSS are widened from UInt16, the MSS
+//   it announces is raised to `minimumPeerMSS`, and out-of-order pieces held
+//   are bounded in bytes and in number.
 // - FIN_WAIT_2's timeout restarts with every segment from the peer, and the
 //   idle timeout counts from the last segment received in any synchronized
 //   state but TIME_WAIT.
@@ -48,6 +53,13 @@ public struct TCPConfiguration {
     /// a blind attacker cannot make us send as fast as it sends.
     public var challengeACKLimit: Int = 10
     public var challengeACKInterval: UInt64 = 1_000_000_000
+    /// The smallest MSS we believe from a peer (Linux's tcp_min_snd_mss): an
+    /// MSS of 0 or 1 would make every byte a segment and every segment a
+    /// send time kept for the RTT estimate.
+    public var minimumPeerMSS: Int = 48
+    /// Out-of-order pieces held at most (besides their byte bound,
+    /// the receive buffer): tiny pieces must not make the list long.
+    public var maximumHeldSegments: Int = 64
     /// How long TIME_WAIT lasts (2*MSL, shortened).
     public var timeWait: UInt64 = 1_000_000_000
     /// In a synchronized state, nothing received from the peer for this long
@@ -729,7 +741,11 @@ public final class TCPConnection {
             counters.duplicateSegments += 1
             return
         }
-        guard heldBytes + data.count <= configuration.receiveBufferSize else { return }
+        // Bounded in bytes (the window) and in pieces: a peer sending single
+        // bytes out of order must not make a list of thousands (memory, and an
+        // insertion that walks it). What is not held is sent again.
+        guard heldBytes + data.count <= configuration.receiveBufferSize, held.count < configuration.maximumHeldSegments
+        else { return }
         var removed = 0
         held.removeAll { piece in
             let covered = seqGEQ(piece.sequence, sequence) && seqLEQ(piece.end, end) && (!piece.fin || fin)
@@ -815,7 +831,7 @@ public final class TCPConnection {
             if sendPointer == iss {
                 var syn = TCPSegment(
                     sourcePort: local.port, destinationPort: remote.port, sequence: iss, acknowledgement: 0,
-                    flags: [.syn], window: UInt16(initialWindow),
+                    flags: [.syn], window: UInt16(clamping: initialWindow),
                     maximumSegmentSize: UInt16(clamping: max(configuration.maximumSegmentSize, 1)))
                 if state == .synReceived {
                     syn.flags.insert(.ack)
@@ -1001,7 +1017,7 @@ public final class TCPConnection {
     func stampACK(_ segment: inout TCPSegment) {
         let window = advertisedWindow()
         segment.acknowledgement = rcvNxt
-        segment.window = UInt16(window)
+        segment.window = UInt16(clamping: window)
         rcvAdvertisedRight = seqAdd(rcvNxt, window)
         ackNow = false
         delayedAckDeadline = nil
@@ -1072,8 +1088,10 @@ public final class TCPConnection {
         return seqLEQ(sndNxt, windowEnd) ? sndNxt : windowEnd
     }
 
+    /// The peer's MSS option (536 without one, RFC 9293 §3.7.1), raised to
+    /// `minimumPeerMSS`.
     func setPeerMSS(_ mss: UInt16?) {
-        peerMSS = mss.map { Int($0) } ?? 536
+        peerMSS = max(mss.map { Int($0) } ?? 536, configuration.minimumPeerMSS)
     }
 
     /// Sends an ACK now (RFC 5961's challenge ACK: SND.NXT, RCV.NXT), unless
