@@ -1,17 +1,27 @@
 @testable import ToroKernelPortable
 import XCTest
 
-/// What a hostile peer can send a ``NetStackCore``: frames whose every field
-/// sits at a boundary. Nothing may trap (in the guest a trap stops the machine).
+/// What a hostile peer can send a ``NetStackCore``: floods of SYNs from
+/// spoofed sources, floods that make it ask ARP for hosts that do not exist,
+/// and frames whose every field sits at a boundary. Nothing may trap (in the
+/// guest a trap stops the machine), nothing may grow without bound, and a real
+/// client must still be served.
 final class NetHardeningTests: XCTestCase {
     let serverMAC: [UInt8] = [0x02, 0x54, 0x00, 0x00, 0x00, 0x02]
+    let clientMAC: [UInt8] = [0x02, 0x54, 0x00, 0x00, 0x00, 0x01]
     let attackerMAC: [UInt8] = [0x02, 0x66, 0x00, 0x00, 0x00, 0x66]
     let serverIP = IPv4Address(10, 77, 0, 2)
+    let clientIP = IPv4Address(10, 77, 0, 1)
+    let second: UInt64 = 1_000_000_000
 
     var now: UInt64 = 1_000_000_000
 
     func makeServer(configuration: NetStackConfiguration = NetStackConfiguration()) -> NetStackCore {
         NetStackCore(mac: serverMAC, interface: IPv4Interface("10.77.0.2/24")!, configuration: configuration, secret: 0x1234_5678)
+    }
+
+    func makeClient() -> NetStackCore {
+        NetStackCore(mac: clientMAC, interface: IPv4Interface("10.77.0.1/24")!, secret: 0x8765_4321)
     }
 
     /// An Ethernet frame to the server carrying an IPv4 header with
@@ -65,6 +75,24 @@ final class NetHardeningTests: XCTestCase {
         return bytes
     }
 
+    func syn(port: UInt16, sequence: UInt32, to destinationPort: UInt16 = 80) -> TCPSegment {
+        TCPSegment(
+            sourcePort: port, destinationPort: destinationPort, sequence: sequence, acknowledgement: 0, flags: .syn,
+            window: 65535, maximumSegmentSize: 1460)
+    }
+
+    /// Frames between the server and a real client until both are quiet.
+    func pump(_ server: NetStackCore, _ client: NetStackCore, rounds: Int = 200) {
+        for _ in 0..<rounds {
+            let fromServer = server.poll(now: now)
+            let fromClient = client.poll(now: now)
+            if fromServer.isEmpty && fromClient.isEmpty { return }
+            for frame in fromServer { client.handle(frame: frame, now: now) }
+            for frame in fromClient { server.handle(frame: frame, now: now) }
+            now += 100_000
+        }
+    }
+
     /// The segments of the TCP frames in `frames` (others skipped).
     func segments(_ frames: [[UInt8]]) -> [TCPSegment] {
         frames.compactMap { frame in
@@ -75,6 +103,179 @@ final class NetHardeningTests: XCTestCase {
                 frame, at: 14 + ip.headerLength, count: ip.totalLength - ip.headerLength, source: ip.source,
                 destination: ip.destination)
         }
+    }
+
+    // MARK: - SYN flood
+
+    /// 500 SYNs from spoofed on-link sources (each needing an ARP answer that
+    /// never comes): the SYN queue stays at its bound, the oldest half-open
+    /// connections make room, the accept backlog stays free, ARP's state stays
+    /// bounded, and a real client connects as soon as the flood ends.
+    func testASYNFloodNeverKeepsARealClientOut() throws {
+        let server = makeServer()
+        let client = makeClient()
+        let configuration = NetStackConfiguration()
+        XCTAssertTrue(server.listen(port: 80, backlog: 4))
+        var random = XorShift(seed: 5961)
+        for index in 0..<500 {
+            let source = IPv4Address(10, 77, 0, UInt8(3 + index % 250))
+            let segment = syn(port: UInt16(1024 + index), sequence: UInt32(truncatingIfNeeded: random.next()))
+            server.handle(frame: ipFrame(protocolNumber: IPProtocol.tcp, transport: tcpBytes(segment, from: source), from: source),
+                          now: now)
+            if index % 32 == 31 { _ = server.poll(now: now) }  // the network thread's turns
+            now += 200_000
+            XCTAssertLessThanOrEqual(server.connectionCount, configuration.synQueueLimit)
+            XCTAssertLessThanOrEqual(server.unresolved.count, configuration.unresolvedLimit)
+        }
+        _ = server.poll(now: now)
+        XCTAssertEqual(server.connectionCount, configuration.synQueueLimit, "the SYN queue is full, no more")
+        XCTAssertEqual(server.counters.tcpSYNQueueEvictions, 500 - configuration.synQueueLimit)
+        XCTAssertEqual(server.counters.tcpBacklogDrops, 0, "half-open connections do not count against the backlog")
+        XCTAssertEqual(server.unresolved.count, configuration.unresolvedLimit, "SYN-ACKs held for ARP: bounded")
+        XCTAssertLessThanOrEqual(server.arpAsked.count, configuration.unresolvedLimit)
+        XCTAssertLessThanOrEqual(server.endpoint.arpCache.count, server.endpoint.arpCache.capacity)
+        XCTAssertNil(server.accept(port: 80), "no spoofed handshake completed")
+
+        // The flood ends: a real client connects at once, in the queue's
+        // oldest place, and its SYN-ACK waits for ARP behind no one.
+        let connection = try XCTUnwrap(client.connect(to: TCPEndpoint(address: serverIP, port: 80), now: now))
+        pump(server, client)
+        XCTAssertEqual(connection.state, .established)
+        let accepted = try XCTUnwrap(server.accept(port: 80))
+        XCTAssertEqual(accepted.remote.address, clientIP)
+        XCTAssertEqual(server.counters.tcpSYNQueueEvictions, 500 - configuration.synQueueLimit + 1)
+        // And it is served: data both ways.
+        XCTAssertEqual(connection.send(Array("GET / HTTP/1.1\r\n\r\n".utf8)[...]), 18)
+        client.touch(connection)
+        pump(server, client)
+        XCTAssertEqual(accepted.receive(maximum: 100).count, 18)
+        XCTAssertEqual(accepted.send([1, 2, 3][...]), 3)
+        server.touch(accepted)
+        pump(server, client)
+        XCTAssertEqual(connection.receive(maximum: 100), [1, 2, 3])
+    }
+
+    /// A real client's handshake completes in the middle of a flood too, as
+    /// long as fewer SYNs than the queue holds come between its SYN and its ACK.
+    func testARealClientConnectsDuringAFlood() throws {
+        var configuration = NetStackConfiguration()
+        configuration.synQueueLimit = 16
+        let server = makeServer(configuration: configuration)
+        let client = makeClient()
+        XCTAssertTrue(server.listen(port: 80, backlog: 4))
+        func flood(_ count: Int, from base: Int) {
+            for index in 0..<count {
+                let source = IPv4Address(10, 77, 0, UInt8(100 + (base + index) % 100))
+                let segment = syn(port: UInt16(2000 + base + index), sequence: 7)
+                server.handle(frame: ipFrame(protocolNumber: IPProtocol.tcp, transport: tcpBytes(segment, from: source), from: source),
+                              now: now)
+            }
+        }
+        flood(40, from: 0)
+        _ = server.poll(now: now)
+        XCTAssertEqual(server.connectionCount, 16)
+        let connection = try XCTUnwrap(client.connect(to: TCPEndpoint(address: serverIP, port: 80), now: now))
+        // Two flood SYNs arrive with every frame of the client's ARP exchange and handshake.
+        for round in 0..<5 {
+            for frame in client.poll(now: now) { server.handle(frame: frame, now: now) }
+            flood(2, from: 100 + 2 * round)
+            for frame in server.poll(now: now) { client.handle(frame: frame, now: now) }
+            now += 100_000
+        }
+        pump(server, client)
+        XCTAssertEqual(connection.state, .established)
+        XCTAssertNotNil(server.accept(port: 80))
+        XCTAssertLessThanOrEqual(server.connectionCount, 16 + 1)
+    }
+
+    /// A half-open connection resends its SYN-ACK 5 times (at 1, 3, 7, 15 and
+    /// 31 s) and is forgotten at 63 s, without a reset to its (spoofed) source.
+    func testHalfOpenConnectionsExpireAfterTheirSYNACKRetransmissions() {
+        let server = makeServer()
+        XCTAssertTrue(server.listen(port: 80, backlog: 4))
+        let start = now
+        // Off-link spoofed sources with a gateway would be sent; on-link ones
+        // wait for ARP. Use a gateway-less stack and on-link sources: the
+        // SYN-ACKs are built (counted) and held for ARP, which never answers.
+        for index in 0..<20 {
+            let source = IPv4Address(10, 77, 0, UInt8(100 + index))
+            let segment = syn(port: UInt16(3000 + index), sequence: UInt32(index) &* 0x1000_0001)
+            server.handle(frame: ipFrame(protocolNumber: IPProtocol.tcp, transport: tcpBytes(segment, from: source), from: source),
+                          now: now)
+        }
+        var sentAt: [UInt64] = []
+        var emptiedAt: UInt64?
+        while now - start <= 200 * second {
+            let before = server.counters.tcpSegmentsSent
+            _ = server.poll(now: now)
+            let sent = server.counters.tcpSegmentsSent - before
+            if sent > 0 {
+                XCTAssertEqual(sent, 20, "every half-open connection resends together")
+                sentAt.append(now - start)
+            }
+            if server.connectionCount == 0 && emptiedAt == nil { emptiedAt = now - start }
+            guard let next = server.nextDeadline else { break }
+            now = max(next, now + 1)
+        }
+        XCTAssertEqual(sentAt, [0, 1, 3, 7, 15, 31].map { $0 * second }, "the SYN-ACK and 5 retransmissions, backing off")
+        XCTAssertEqual(emptiedAt, 63 * second)
+        XCTAssertEqual(server.counters.tcpHalfOpenTimeouts, 20)
+        XCTAssertEqual(server.counters.tcpSegmentsSent, 120, "no reset followed")
+        XCTAssertEqual(server.counters.tcpResetsSent, 0)
+        XCTAssertNil(server.nextDeadline, "nothing left to do")
+    }
+
+    // MARK: - ARP
+
+    /// Packets waiting for ARP answers that never come are bounded, the
+    /// newest are kept, and the next hops asked for go with them.
+    func testPacketsHeldForARPAreBoundedAndTheNewestKept() throws {
+        let server = makeServer()
+        let limit = NetStackConfiguration().unresolvedLimit
+        XCTAssertTrue(server.bindUDP(port: 5000))
+        for host in 3..<203 {
+            XCTAssertTrue(server.sendUDP([UInt8(host)], from: 5000, to: TCPEndpoint(address: IPv4Address(10, 77, 0, UInt8(host)), port: 7), now: now))
+            XCTAssertLessThanOrEqual(server.unresolved.count, limit)
+        }
+        let asked = server.poll(now: now)
+        XCTAssertEqual(server.unresolved.count, limit)
+        XCTAssertEqual(server.counters.unresolved, 200 - limit, "the oldest made room")
+        XCTAssertEqual(server.arpAsked.count, limit, "only the held packets' next hops are still asked for")
+        XCTAssertEqual(asked.count, 200, "one request per next hop, as its packet was held")
+        XCTAssertEqual(server.counters.arpRequestsSent, 200)
+        // The newest's host answers and gets its datagram.
+        let newest = IPv4Address(10, 77, 0, 202)
+        let answer = ARPPacket(
+            operation: ARPPacket.reply, senderMAC: clientMAC, senderIP: newest, targetMAC: serverMAC, targetIP: serverIP
+        ).frame(from: clientMAC, to: serverMAC)
+        server.handle(frame: answer, now: now)
+        let released = server.poll(now: now)
+        XCTAssertEqual(released.count, 1)
+        XCTAssertEqual(try IPv4Header.parse(released[0], at: 14).destination, newest)
+        // The rest expire; nothing is left behind.
+        now += NetStackConfiguration().arpGiveUp
+        _ = server.poll(now: now)
+        XCTAssertTrue(server.unresolved.isEmpty)
+        XCTAssertTrue(server.arpAsked.isEmpty)
+    }
+
+    /// The ARP cache learns only on-link senders and holds at most its capacity,
+    /// however many hosts ask for us.
+    func testTheARPCacheStaysBounded() {
+        let server = makeServer()
+        for index in 0..<300 {
+            let sender = index % 2 == 0 ? IPv4Address(10, 77, 0, UInt8(3 + index / 2)) : IPv4Address(192, 0, 2, UInt8(index % 256))
+            let mac: [UInt8] = [0x02, 0, 0, 0, UInt8(index >> 8), UInt8(index & 0xFF)]
+            let request = ARPPacket(
+                operation: ARPPacket.request, senderMAC: mac, senderIP: sender, targetMAC: [0, 0, 0, 0, 0, 0], targetIP: serverIP
+            ).frame(from: mac, to: EthernetHeader.broadcast)
+            server.handle(frame: request, now: now)
+            XCTAssertLessThanOrEqual(server.endpoint.arpCache.count, server.endpoint.arpCache.capacity)
+        }
+        XCTAssertEqual(server.linkCounters.arpRequestsAnswered, 300, "every asker is answered")
+        var cache = server.endpoint.arpCache
+        XCTAssertNil(cache.lookup(IPv4Address(192, 0, 2, 255), now: now), "off-link senders are not learnt")
+        XCTAssertNotNil(cache.lookup(IPv4Address(10, 77, 0, 152), now: now), "the latest on-link one is")
     }
 
     // MARK: - Fields at their boundaries

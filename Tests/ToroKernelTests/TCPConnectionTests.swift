@@ -868,6 +868,31 @@ final class TCPConnectionTests: XCTestCase {
         XCTAssertEqual(connection.state, .closed)
     }
 
+    /// A passive connection whose SYN-ACK is never answered resends it 5 times
+    /// (1 s, backing off) and ends at 63 s without a reset.
+    func testHalfOpenConnectionGivesUpSilently() {
+        let peer = TCPPeer(sequence: 7000, port: 40000, peerPort: 80)
+        let connection = TCPConnection(
+            acceptingSYN: peer.segment(.syn), local: local, remote: remote, initialSequence: 100, now: 0,
+            configuration: TCPConfiguration())
+        var sent: [(UInt64, TCPFlags)] = connection.output(now: 0).map { (0, $0.flags) }
+        while let deadline = connection.nextDeadline, connection.state != .closed {
+            sent += connection.output(now: deadline).map { (deadline, $0.flags) }
+        }
+        XCTAssertEqual(sent.map { $0.0 }, [0, 1, 3, 7, 15, 31].map { $0 * second })
+        XCTAssertTrue(sent.allSatisfy { $0.1 == [.syn, .ack] }, "SYN-ACKs only, no reset")
+        XCTAssertEqual(connection.closeReason, .timedOut)
+        XCTAssertTrue(connection.isFinished)
+        XCTAssertEqual(connection.counters.timeouts, 5)
+        // An active open keeps its own, longer, limit.
+        var configuration = TCPConfiguration()
+        configuration.maximumSYNACKRetransmissions = 1
+        let active = TCPConnection(connectingFrom: local, to: remote, initialSequence: 0, now: 0, configuration: configuration)
+        var syns = active.output(now: 0)
+        while let deadline = active.nextDeadline, active.state != .closed { syns += active.output(now: deadline) }
+        XCTAssertEqual(syns.count, 1 + TCPConfiguration().maximumRetransmissions)
+    }
+
     /// The MSS a peer announces is raised to `minimumPeerMSS`: an MSS of 0 or
     /// 1 must not turn every byte into a segment.
     func testPeerMSSHasAFloor() {

@@ -24,7 +24,13 @@ public struct UDPMessage: Equatable {
 /// Knobs of the stack above the TCP connection itself.
 public struct NetStackConfiguration {
     public var tcp = TCPConfiguration()
-    /// Packets held while their next hop's MAC is asked for with ARP.
+    /// Packets held while their next hop's MAC is asked for with ARP. When
+    /// it is full the oldest held packet makes room: a flood of SYNs from
+    /// spoofed on-link sources (each SYN-ACK waiting for an ARP answer that
+    /// never comes) then delays a real peer's packet by at most this many
+    /// newer ones, and never keeps it out. The next hops being asked for are
+    /// those of the held packets, so they are bounded too, as is the ARP cache
+    /// (16 entries, ``ARPCache``).
     public var unresolvedLimit = 64
     /// How often an unanswered ARP request is repeated, and when the packets
     /// waiting for it are dropped.
@@ -34,6 +40,15 @@ public struct NetStackConfiguration {
     public var arpLifetime: UInt64 = 60_000_000_000
     /// Datagrams queued per bound UDP port before newer ones are dropped.
     public var udpQueueLimit = 64
+    /// Half-open connections (SYN received, SYN-ACK sent, no ACK yet) kept
+    /// per listening port, apart from its accept backlog. When it is full,
+    /// the oldest half-open connection is forgotten to make room for the new
+    /// SYN: a flood of SYNs from spoofed sources then never fills the accept
+    /// backlog and never keeps a real client out (its handshake completes
+    /// unless this many newer SYNs arrive before its ACK). Each half-open
+    /// connection also ends by itself after its SYN-ACK retransmissions
+    /// (``TCPConfiguration/maximumSYNACKRetransmissions``).
+    public var synQueueLimit = 256
 
     public init() {}
 }
@@ -45,14 +60,19 @@ public struct NetStackCounters: Equatable {
     public var tcpResetsSent = 0
     public var tcpConnectionsAccepted = 0
     public var tcpConnectionsOpened = 0
-    /// SYNs dropped because the listener's backlog was full.
+    /// SYNs dropped because the listener's accept backlog was full.
     public var tcpBacklogDrops = 0
+    /// Half-open connections forgotten to make room in a full SYN queue.
+    public var tcpSYNQueueEvictions = 0
+    /// Half-open connections that ended after their SYN-ACK retransmissions.
+    public var tcpHalfOpenTimeouts = 0
     public var udpReceived = 0
     public var udpSent = 0
     public var udpNoPort = 0
     public var udpQueueDrops = 0
     public var arpRequestsSent = 0
-    /// Packets dropped: no route, or their next hop never answered ARP.
+    /// Packets dropped: no route, or their next hop never answered ARP (or
+    /// newer packets waiting for ARP pushed them out).
     public var noRoute = 0
     public var unresolved = 0
 
@@ -83,13 +103,20 @@ struct ConnectionKey: Hashable {
 }
 
 public final class NetStackCore {
-    /// A listening port: connections still in their handshake, and those
-    /// established and waiting for `accept`.
+    /// A listening port: connections still in their handshake (the SYN
+    /// queue, at most `synQueueLimit`, oldest first), and those established
+    /// and waiting for `accept` (at most `backlog` when a SYN is admitted;
+    /// handshakes under way may complete beyond it, so never more than
+    /// `backlog + synQueueLimit`).
     final class Listener {
         let backlog: Int
+        let synQueueLimit: Int
         var embryonic: [ConnectionKey] = []
         var ready: [TCPConnection] = []
-        init(backlog: Int) { self.backlog = backlog }
+        init(backlog: Int, synQueueLimit: Int) {
+            self.backlog = backlog
+            self.synQueueLimit = synQueueLimit
+        }
     }
 
     /// A packet waiting for its next hop's MAC: a whole frame whose destination
@@ -213,10 +240,13 @@ public final class NetStackCore {
         if segment.flags.contains(.syn), !segment.flags.contains(.ack), !segment.flags.contains(.rst),
             let listener = listeners[segment.destinationPort]
         {
-            guard listener.embryonic.count + listener.ready.count < listener.backlog else {
+            // Only connections that completed their handshake count against
+            // the backlog: half-open ones cannot be told from a flood's.
+            guard listener.ready.count < listener.backlog else {
                 counters.tcpBacklogDrops += 1  // the peer retransmits its SYN
                 return
             }
+            if listener.embryonic.count >= listener.synQueueLimit { evictOldestHalfOpen(of: listener) }
             let connection = TCPConnection(
                 acceptingSYN: segment,
                 local: TCPEndpoint(address: interface.address, port: segment.destinationPort),
@@ -231,6 +261,18 @@ public final class NetStackCore {
         sendReset(answering: segment, payloadCount: payload.count, from: source, now: now)
     }
 
+    /// Makes room in a full SYN queue: the oldest half-open connection is
+    /// forgotten, without a reset (its source is most likely spoofed; a real
+    /// peer whose ACK comes later gets the reset of a segment no connection
+    /// wants, and connects again).
+    private func evictOldestHalfOpen(of listener: Listener) {
+        guard !listener.embryonic.isEmpty else { return }
+        let key = listener.embryonic.removeFirst()
+        embryonicListener[key] = nil
+        connections[key] = nil
+        counters.tcpSYNQueueEvictions += 1
+    }
+
     /// After a connection changed: its waiters are told, and a connection a
     /// listener was waiting for moves to the accept queue (or out, if it died).
     private func settle(_ key: ConnectionKey, _ connection: TCPConnection) {
@@ -239,8 +281,9 @@ public final class NetStackCore {
         let state = connection.state
         guard state != .synReceived else { return }
         embryonicListener[key] = nil
+        if state == .closed && connection.closeReason == .timedOut { counters.tcpHalfOpenTimeouts += 1 }
         guard let listener = listeners[port] else { return }
-        listener.embryonic.removeAll { $0 == key }
+        listener.embryonic.removeInPlace { $0 == key }
         if state != .closed {
             listener.ready.append(connection)
             counters.tcpConnectionsAccepted += 1
@@ -474,9 +517,11 @@ public final class NetStackCore {
             outbox.append(frame)
             return
         }
-        guard unresolved.count < configuration.unresolvedLimit else {
+        if unresolved.count >= max(configuration.unresolvedLimit, 1) {
+            // The oldest held packet makes room (see unresolvedLimit); its next
+            // hop stops being asked for at the next poll unless others wait for it.
+            unresolved.removeFirst()
             counters.unresolved += 1
-            return
         }
         unresolved.append(Unresolved(nextHop: nextHop, frame: frame, expires: now &+ configuration.arpGiveUp))
         askARP(for: nextHop, now: now, force: false)
@@ -539,10 +584,13 @@ public final class NetStackCore {
 
     // MARK: - TCP for applications
 
-    /// Starts listening on `port`; false if something already listens there.
+    /// Starts listening on `port`, with an accept backlog of `backlog`
+    /// established connections and a SYN queue of
+    /// ``NetStackConfiguration/synQueueLimit`` half-open ones; false if
+    /// something already listens there.
     public func listen(port: UInt16, backlog: Int) -> Bool {
         guard listeners[port] == nil else { return false }
-        listeners[port] = Listener(backlog: max(backlog, 1))
+        listeners[port] = Listener(backlog: max(backlog, 1), synQueueLimit: max(configuration.synQueueLimit, 1))
         return true
     }
 

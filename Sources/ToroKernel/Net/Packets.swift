@@ -532,7 +532,9 @@ public struct NetEndpoint {
                 return nil
             }
             guard packet.targetIP == interface.address else { return nil }
-            arpCache.insert(packet.senderIP, mac: packet.senderMAC, now: now)
+            // Learnt only from on-link askers, like replies: an off-link sender
+            // address is never a next hop, and would only push real ones out.
+            if interface.isOnLink(packet.senderIP) { arpCache.insert(packet.senderIP, mac: packet.senderMAC, now: now) }
             counters.arpRequestsAnswered += 1
             return ARPPacket(
                 operation: ARPPacket.reply, senderMAC: mac, senderIP: interface.address,

@@ -19,6 +19,10 @@
 //   connection (RFC 5961 §4.2, RFC 9293 §3.10.7.4) and an ACK of data never
 //   sent (§5.2); the connection stays. Challenge ACKs are rate-limited per
 //   connection (RFC 5961 §7). A SYN in the window of SYN-RECEIVED still resets.
+// - A half-open passive connection (SYN-RECEIVED) resends its SYN-ACK at most
+//   `maximumSYNACKRetransmissions` times (1 s, backing off: 63 s in all by
+//   default, Linux's tcp_synack_retries) and then ends without a reset: its
+//   peer never answered, and under a SYN flood does not exist.
 // - Every value from the peer is treated as hostile: sequence and
 //   acknowledgement numbers are compared and moved in wrapping arithmetic
 //   (seqDiff/seqAdd), windows and the MSS are widened from UInt16, the MSS
@@ -48,6 +52,12 @@ public struct TCPConfiguration {
     /// Consecutive RTO expiries of the same data (or SYN) tolerated: the next one
     /// gives up (closeReason .timedOut, RST sent).
     public var maximumRetransmissions: Int = 8
+    /// SYN-ACK retransmissions of a passive connection before it gives up,
+    /// silently: with `initialRTO` 1 s doubling, sent at 0, 1, 3, 7, 15, 31 s
+    /// and forgotten at 63 s (Linux's tcp_synack_retries, 5). The listener's
+    /// SYN queue bound (NetStackConfiguration) is what protects service
+    /// during a flood; this only makes every half-open entry end.
+    public var maximumSYNACKRetransmissions: Int = 5
     /// Challenge ACKs (RFC 5961) sent at most this many times per
     /// `challengeACKInterval` and connection; more are not answered (§7), so
     /// a blind attacker cannot make us send as fast as it sends.
@@ -903,8 +913,12 @@ public final class TCPConnection {
             return
         }
         // RFC 6298 (5.4-5.7).
-        guard retries < configuration.maximumRetransmissions else {
-            if state != .synSent { queueReset() }
+        let halfOpen = state == .synReceived && passive
+        guard retries < (halfOpen ? configuration.maximumSYNACKRetransmissions : configuration.maximumRetransmissions) else {
+            // No reset from synSent (nothing to reset) nor from a half-open
+            // passive connection (its peer never spoke again; a flood's
+            // spoofed sources would only get more traffic).
+            if state != .synSent && !halfOpen { queueReset() }
             enterClosed(.timedOut)
             return
         }
