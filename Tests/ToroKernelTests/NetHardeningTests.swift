@@ -117,12 +117,19 @@ final class NetHardeningTests: XCTestCase {
         let configuration = NetStackConfiguration()
         XCTAssertTrue(server.listen(port: 80, backlog: 4))
         var random = XorShift(seed: 5961)
+        var discarded: [[UInt8]] = []
         for index in 0..<500 {
             let source = IPv4Address(10, 77, 0, UInt8(3 + index % 250))
             let segment = syn(port: UInt16(1024 + index), sequence: UInt32(truncatingIfNeeded: random.next()))
             server.handle(frame: ipFrame(protocolNumber: IPProtocol.tcp, transport: tcpBytes(segment, from: source), from: source),
                           now: now)
-            if index % 32 == 31 { _ = server.poll(now: now) }  // the network thread's turns
+            if index % 16 == 15 {
+                // The network thread's turns. Evictions may leave the deadline
+                // a poll returns early, never late.
+                let deadline = server.poll(now: now, into: &discarded) ?? .max
+                XCTAssertLessThanOrEqual(deadline, server.nextDeadline ?? .max)
+                discarded.removeAll()
+            }
             now += 200_000
             XCTAssertLessThanOrEqual(server.connectionCount, configuration.synQueueLimit)
             XCTAssertLessThanOrEqual(server.unresolved.count, configuration.unresolvedLimit)
@@ -225,6 +232,34 @@ final class NetHardeningTests: XCTestCase {
         XCTAssertNil(server.nextDeadline, "nothing left to do")
     }
 
+    /// The list behind the SYN queue and the packets held for ARP, against an array.
+    func testFIFOAgainstAnArray() {
+        var random = XorShift(seed: 793)
+        var fifo = FIFO<Int>()
+        var model: [Int] = []
+        var next = 0
+        for _ in 0..<5000 {
+            switch random.below(8) {
+            case 0, 1, 2:
+                fifo.append(next)
+                model.append(next)
+                next += 1
+            case 3, 4, 5:
+                if !model.isEmpty { XCTAssertEqual(fifo.removeFirst(), model.removeFirst()) }
+            case 6:
+                let modulus = 2 + random.below(5)
+                fifo.removeInPlace { $0 % modulus == 0 }
+                model.removeAll { $0 % modulus == 0 }
+            default:
+                for _ in 0..<random.below(40) { fifo.append(next); model.append(next); next += 1 }
+            }
+            XCTAssertEqual(fifo.count, model.count)
+            XCTAssertEqual(fifo.isEmpty, model.isEmpty)
+            XCTAssertEqual(fifo.first, model.first)
+            XCTAssertEqual(Array(fifo), model)
+        }
+    }
+
     // MARK: - ARP
 
     /// Packets waiting for ARP answers that never come are bounded, the
@@ -236,6 +271,7 @@ final class NetHardeningTests: XCTestCase {
         for host in 3..<203 {
             XCTAssertTrue(server.sendUDP([UInt8(host)], from: 5000, to: TCPEndpoint(address: IPv4Address(10, 77, 0, UInt8(host)), port: 7), now: now))
             XCTAssertLessThanOrEqual(server.unresolved.count, limit)
+            XCTAssertLessThanOrEqual(server.arpAsked.count, limit, "between polls too")
         }
         let asked = server.poll(now: now)
         XCTAssertEqual(server.unresolved.count, limit)

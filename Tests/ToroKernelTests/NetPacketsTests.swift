@@ -91,6 +91,12 @@ final class NetPacketsTests: XCTestCase {
     func testEthernetAndARPRoundTrip() throws {
         let frame = arpRequest(for: us)
         XCTAssertEqual(frame.count, 60)
+        // Written in one block, the same bytes as appended field by field.
+        var appended: [UInt8] = []
+        EthernetHeader(destination: EthernetHeader.broadcast, source: hostMAC, etherType: EtherType.arp).append(to: &appended)
+        ARPPacket(operation: ARPPacket.request, senderMAC: hostMAC, senderIP: host, targetMAC: [0, 0, 0, 0, 0, 0], targetIP: us)
+            .append(to: &appended)
+        XCTAssertEqual(frame, appended + [UInt8](repeating: 0, count: 60 - appended.count))
         let ethernet = try EthernetHeader.parse(frame)
         XCTAssertEqual(ethernet, EthernetHeader(destination: EthernetHeader.broadcast, source: hostMAC, etherType: EtherType.arp))
         let packet = try ARPPacket.parse(frame, at: 14)

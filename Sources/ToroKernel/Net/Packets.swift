@@ -293,14 +293,14 @@ public struct ARPPacket: Equatable {
         targetIP.append(to: &frame)
     }
 
-    /// A whole frame (Ethernet header, packet, padding to 60 bytes).
+    /// A whole frame (Ethernet header, packet, padding to 60 bytes), written
+    /// in one block (a flood of spoofed sources makes the stack ask ARP for
+    /// each, so this is on a hot path then).
     public func frame(from source: [UInt8], to destination: [UInt8]) -> [UInt8] {
-        var frame: [UInt8] = []
-        frame.reserveCapacity(EthernetHeader.minimumFrame)
-        EthernetHeader(destination: destination, source: source, etherType: EtherType.arp).append(to: &frame)
-        append(to: &frame)
-        while frame.count < EthernetHeader.minimumFrame { frame.append(0) }
-        return frame
+        [UInt8].frame(size: EthernetHeader.size + Self.size, minimum: EthernetHeader.minimumFrame) { writer in
+            EthernetHeader(destination: destination, source: source, etherType: EtherType.arp).write(to: &writer)
+            write(to: &writer)
+        }
     }
 }
 

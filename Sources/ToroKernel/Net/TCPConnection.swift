@@ -226,6 +226,19 @@ public final class TCPConnection {
     var finWait2Deadline: UInt64?
     /// A reset to send at the next output (abort, give-up, answer to a bad ACK).
     var pendingRST: TCPSegment?
+
+    // MARK: The stack's bookkeeping (NetStackCore's, kept here to spare it a
+    // search or a hash per segment)
+    /// In ``NetStackCore/dirty``: the next poll runs this connection.
+    var pollPending = false
+    /// ``nextDeadline`` as the stack last read it (.max for none): valid while
+    /// the connection is not `pollPending`, since only a segment, an
+    /// application call (both touch it) or its own output move it.
+    var knownDeadline = UInt64.max
+    /// In a listener's SYN queue: a passive connection not yet established.
+    var inSYNQueue = false
+    /// In the stack's table of connections.
+    var inTable = false
     /// The RFC 5961 §7 rate limit: when the current interval began, and the
     /// challenge ACKs sent in it.
     var challengeIntervalStart: UInt64 = 0
@@ -328,18 +341,22 @@ public final class TCPConnection {
         if state == .closed { return nil }
         if ackNow || fastRetransmitDue { return 0 }
         if (state == .synSent || state == .synReceived) && sendPointer == iss { return 0 }
-        var deadline: UInt64? = nil
-        func consider(_ time: UInt64?) {
-            if let time, deadline == nil || time < deadline! { deadline = time }
-        }
-        consider(rtoDeadline)
-        consider(delayedAckDeadline)
-        consider(timeWaitDeadline)
-        consider(finWait2Deadline)
+        var deadline = Self.earlier(rtoDeadline, delayedAckDeadline)
+        deadline = Self.earlier(deadline, timeWaitDeadline)
+        deadline = Self.earlier(deadline, finWait2Deadline)
         if isSynchronized && state != .timeWait && configuration.idleTimeout > 0 {
-            consider(lastReceived &+ configuration.idleTimeout)
+            deadline = Self.earlier(deadline, lastReceived &+ configuration.idleTimeout)
         }
         return deadline
+    }
+
+    /// The earlier of two optional times (nil: none). A plain function: a
+    /// nested closure here cost calls in every walk of the stack's table.
+    @inline(__always)
+    static func earlier(_ a: UInt64?, _ b: UInt64?) -> UInt64? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return a < b ? a : b
     }
 
     // MARK: - Application calls
