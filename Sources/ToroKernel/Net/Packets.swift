@@ -99,8 +99,11 @@ public struct IPv4Interface: Equatable {
         guard pieces.count == 1 || pieces.count == 2, let address = IPv4Address(String(pieces[0])) else { return nil }
         var prefix = 32
         if pieces.count == 2 {
-            guard !pieces[1].isEmpty, pieces[1].utf8.count <= 2, let value = Int(pieces[1]), value >= 0, value <= 32
-            else { return nil }
+            // One or two digits, read by hand: Int("+8") would accept a sign.
+            let digits = pieces[1].utf8
+            guard !digits.isEmpty, digits.count <= 2, digits.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else { return nil }
+            let value = digits.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
+            guard value <= 32 else { return nil }
             prefix = value
         }
         self.init(address: address, prefixLength: prefix)
