@@ -29,7 +29,7 @@ struct IdleCases {
 
     static func main() {
         let cpus = BootInfo.current.cpuCount
-        let seconds = UInt64(max(Kernel.commandLine.integer("phase") ?? 3, 1))
+        let seconds = UInt64(min(max(Kernel.commandLine.integer("phase") ?? 3, 1), 86_400))  // bounded: it becomes nanoseconds
         let milliseconds = seconds * 1000
         guard cpus >= 2 else {
             print("idle cases: needs at least 2 cpus (--cpus 2)")

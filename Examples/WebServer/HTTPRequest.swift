@@ -32,8 +32,10 @@
 //   without a colon, an obs-fold continuation line, and control bytes in a
 //   value are 400s.
 // - Host: required in HTTP/1.1, at most once (RFC 9112 §3.2).
-// - Content-Length: digits (at most 18), a list of identical values allowed;
-//   two different values (in one field or several) are a 400.
+// - Content-Length: digits, read with overflow checks: a value above Int.max
+//   (2^63 - 1) is a 400, as are a sign, whitespace inside a number, an empty
+//   list element and two different values (in one field or several); a list
+//   of identical values is allowed.
 // - Transfer-Encoding: remembered; the server does not decode transfer codings
 //   and answers 501 (RFC 9112 §6.1) — see HTTPSession.
 
@@ -501,28 +503,27 @@ extension HTTPRequestHead {
     }
 
     /// Content-Length = 1*DIGIT, or a list of equal ones (RFC 9112 §6.3 item 5).
+    ///
+    /// The value comes from the peer, so it is read with overflow checks: a
+    /// number above Int.max (2^63 - 1) cannot be a length this server could
+    /// ever count to, and is a 400 like any other invalid value (RFC 9112 §6.3
+    /// item 6), never a trap. Leading zeros are digits like any other (the value
+    /// decides, not the digit count). A sign, any other byte, whitespace inside
+    /// a number, an empty list element and two different values are 400s.
     mutating func readContentLength(_ bytes: UnsafeBufferPointer<UInt8>, start: Int, end: Int) -> HTTPStatus? {
         var index = start
-        repeat {
+        while true {
             while index < end && ASCII.isWhitespace(bytes[index]) { index += 1 }
-            var value = 0
-            var digits = 0
-            while index < end && ASCII.isDigit(bytes[index]) {
-                value = value * 10 + Int(bytes[index] - ASCII.zero)
-                digits += 1
-                index += 1
-            }
-            // 18 digits cannot overflow an Int.
-            guard digits > 0, digits <= 18 else { return .badRequest }
+            guard let (value, after) = ASCII.decimal(bytes, from: index, to: end) else { return .badRequest }
+            index = after
             while index < end && ASCII.isWhitespace(bytes[index]) { index += 1 }
-            if index < end {
-                guard bytes[index] == ASCII.comma else { return .badRequest }
-                index += 1
-            }
             if let known = contentLength, known != value { return .badRequest }
             contentLength = value
-        } while index < end
-        return nil
+            if index == end { return nil }
+            // Another element must follow the comma ("5," is not a list of lengths).
+            guard bytes[index] == ASCII.comma else { return .badRequest }
+            index += 1
+        }
     }
 }
 
@@ -548,6 +549,23 @@ enum ASCII {
 
     @inline(__always)
     static func isWhitespace(_ byte: UInt8) -> Bool { byte == sp || byte == tab }
+
+    /// The run of ASCII digits at `start` (before `end`) as a non-negative Int,
+    /// and the index after it; nil when there is no digit or the value exceeds
+    /// Int.max. Every step is overflow-checked: the digits come from the peer,
+    /// and a trapping multiply would stop the whole machine.
+    static func decimal(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> (value: Int, end: Int)? {
+        var index = start
+        var value = 0
+        while index < end && isDigit(bytes[index]) {
+            let (shifted, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carried) = shifted.addingReportingOverflow(Int(bytes[index] &- zero))
+            guard !overflowed, !carried else { return nil }
+            value = sum
+            index += 1
+        }
+        return index > start ? (value, index) : nil
+    }
 
     /// tchar (RFC 9110 §5.6.2): the bytes of methods and field names, as a
     /// 128-bit set (bit N of the pair is byte N): "!#$%&'*+-." and digits in the

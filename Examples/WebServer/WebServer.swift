@@ -91,12 +91,18 @@ struct Options {
 
     /// The whole number `key=` gives, if it is in `range`; nil when absent,
     /// and nil with one line on the console when it is not a number in range
-    /// (the option's default then applies).
+    /// (the option's default then applies). The ranges above bound what the
+    /// server computes from them (`seconds` times 10^9 fits in a UInt64).
     static func number(_ line: KernelCommandLine, _ key: String, in range: ClosedRange<Int>) -> Int? {
-        guard let text = line.value(key) else { return nil }
-        if let value = Int(text), range.contains(value) { return value }
-        print("webserver: \(key)=\(text) is not \(range.lowerBound)-\(range.upperBound); using the default")
-        return nil
+        switch line.number(key, in: range) {
+        case .absent:
+            return nil
+        case .value(let value):
+            return value
+        case .invalid(let text):
+            print("webserver: \(key)=\(text) is not \(range.lowerBound)-\(range.upperBound); using the default")
+            return nil
+        }
     }
 }
 
@@ -179,7 +185,7 @@ final class Server {
             "webserver: requests=\(requests.load(ordering: .relaxed)) accepted=\(accepted.load(ordering: .relaxed)) refused=\(refused.load(ordering: .relaxed)) active=\(active.load(ordering: .relaxed)) keepalive_timeouts=\(timedOut.load(ordering: .relaxed))"
         )
         print(
-            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) connections=\(stack.connectionCount) turns=\(stack.turns.all) empty_turns=\(stack.turns.empty)"
+            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) syn_evictions=\(transport.tcpSYNQueueEvictions) halfopen_timeouts=\(transport.tcpHalfOpenTimeouts) arp_unresolved=\(transport.unresolved) connections=\(stack.connectionCount) turns=\(stack.turns.all) empty_turns=\(stack.turns.empty)"
         )
     }
 }

@@ -62,9 +62,16 @@ final class WebServerTests: XCTestCase {
     }
 
     /// Sends `request` as raw bytes over bash's /dev/tcp and returns the answer's status line.
+    /// The whole exchange is bounded (20 s): a guest that died must fail the
+    /// test, not leave bash retrying its connect for minutes.
     func raw(_ namespace: TestNetworkNamespace, _ tools: Tools, _ request: String) throws -> String {
         let script = "exec 3<>/dev/tcp/\(Self.guest)/80; printf '%s' \"$1\" >&3; timeout 10 head -n 1 <&3"
-        let (_, output) = try namespace.exec(tools.bash, ["-c", script, "raw", request])
+        let output: String
+        if let timeout = TestNetworkNamespace.executable(["/usr/bin/timeout", "/bin/timeout"]) {
+            (_, output) = try namespace.exec(timeout, ["20", tools.bash, "-c", script, "raw", request])
+        } else {
+            (_, output) = try namespace.exec(tools.bash, ["-c", script, "raw", request])
+        }
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -158,6 +165,77 @@ final class WebServerTests: XCTestCase {
         let devices = vm.stats?["devices"] as? [[String: Any]] ?? []
         let drops = devices.first.map { ($0["rx_drops"] as? Int ?? 0) + ($0["tx_drops"] as? Int ?? 0) }
         XCTAssertGreaterThan(drops ?? 0, 0, "frames were dropped: \(String(describing: vm.stats?["devices"]))")
+    }
+
+    /// A Content-Length no 64-bit integer holds used to trap the guest in the
+    /// HTTP parser (the VM exited with status 5): now each gets a 400 and a
+    /// close, and the server goes on serving.
+    func testHugeContentLengthGets400AndTheServerGoesOn() throws {
+        let tools = try requireTools()
+        let (namespace, vm) = try boot("webcl", tap: "torotapc", cmdline: "idleexit=4 seconds=60")
+        defer { namespace.delete() }
+        for length in ["18446744073709551616", "9223372036854775808", "99999999999999999999999999", "-1"] {
+            let status = try raw(namespace, tools, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: \(length)\r\n\r\n")
+            XCTAssertTrue(status.hasPrefix("HTTP/1.1 400"), "Content-Length: \(length) got '\(status)'")
+            guard vm.process.isRunning else {
+                return XCTFail("the VM stopped after Content-Length: \(length) (status \(vm.finish() ?? -1)):\n" + vm.output)
+            }
+        }
+        XCTAssertTrue(vm.process.isRunning, "the VM is still running:\n" + vm.output)
+        XCTAssertEqual(try curl(namespace, tools, [Self.url]).code, 200, "served after the bad requests")
+        XCTAssertEqual(try curl(namespace, tools, ["-X", "POST", "-d", "x=1", Self.url]).code, 405)
+        XCTAssertEqual(vm.finish(seconds: 60), 0, "a clean exit (5 would be a trap):\n" + vm.output)
+        XCTAssertGreaterThanOrEqual(vm.counter("requests") ?? 0, 6, vm.output)
+    }
+
+    /// 500 SYNs from spoofed sources (on the namespace's subnet, so the guest
+    /// asks ARP for each in vain, and off it): the SYN queue evicts its oldest
+    /// half-open connections, the accept backlog stays free, and a normal GET
+    /// right after the flood is served. The time from the end of the flood to
+    /// the served GET is printed, not asserted: every guest instruction is
+    /// emulated on the test hosts, so the guest works through the flood slowly.
+    func testASpoofedSYNFloodDoesNotKeepClientsOut() throws {
+        let tools = try requireTools()
+        guard let python = TestNetworkNamespace.executable(["/usr/bin/python3", "/bin/python3", "/usr/local/bin/python3"]) else {
+            return try TestNetworkNamespace.skip("python3 is missing: the SYN flood sender is a Python script")
+        }
+        let (namespace, vm) = try boot("websyn", tap: "torotaps", cmdline: "idleexit=15 seconds=180")
+        defer { namespace.delete() }
+        // A first GET: the server works, and the namespace knows the guest's MAC
+        // (so no SYN waits in the host's own ARP queue).
+        XCTAssertEqual(try curl(namespace, tools, [Self.url + "health"]).code, 200)
+
+        // Room in the TAP's queue for the whole flood and the GET behind it
+        // (the guest takes frames as it gets to them), whatever the default.
+        let (queued, queueOutput) = try namespace.ip(["link", "set", "torotaps", "txqueuelen", "1000"])
+        XCTAssertEqual(queued, 0, queueOutput)
+        let flooder = VMMHarness.root.appendingPathComponent("scripts/syn-flood.py").path
+        let floodStart = Date()
+        let (flooded, floodOutput) = try namespace.exec(
+            python, [flooder, "--target", Self.guest, "--port", "80", "--count", "500",
+                     "--sources", "10.77.0.0/24,198.18.0.0/24", "--avoid", "10.77.0.1,10.77.0.2"])
+        let floodEnd = Date()
+        XCTAssertEqual(flooded, 0, floodOutput)
+        print(floodOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+
+        let served = try curl(namespace, tools, [Self.url])
+        let servedAt = Date()
+        XCTAssertEqual(served.code, 200, "a GET right after the flood")
+        XCTAssertEqual([UInt8](served.body), Site.indexBody())
+        print(String(
+            format: "SYN flood: 500 spoofed SYNs sent in %.3f s; the next GET was served %.2f s after the flood ended",
+            floodEnd.timeIntervalSince(floodStart), servedAt.timeIntervalSince(floodEnd)))
+        XCTAssertTrue(vm.process.isRunning, "the VM is still running:\n" + vm.output)
+        XCTAssertEqual(try curl(namespace, tools, [Self.url + "health"]).code, 200, "and the one after it")
+
+        XCTAssertEqual(vm.finish(seconds: 120), 0, vm.output)
+        let received = vm.counter("tcp_in") ?? 0
+        let evictions = vm.counter("syn_evictions") ?? 0
+        print("SYN flood: the guest received \(received) TCP segments; \(evictions) half-open connections evicted; "
+              + "backlog drops \(vm.counter("backlog_drops") ?? -1)")
+        // The flood did reach the guest and fill its SYN queue (256), or the GET proved nothing.
+        XCTAssertGreaterThan(evictions, 0, "the SYN queue was full while clients came:\n" + vm.output)
+        XCTAssertEqual(vm.counter("backlog_drops"), 0, "half-open connections never took the accept backlog")
     }
 
     /// A client that vanishes without closing: its connection is released after

@@ -91,6 +91,12 @@ final class NetPacketsTests: XCTestCase {
     func testEthernetAndARPRoundTrip() throws {
         let frame = arpRequest(for: us)
         XCTAssertEqual(frame.count, 60)
+        // Written in one block, the same bytes as appended field by field.
+        var appended: [UInt8] = []
+        EthernetHeader(destination: EthernetHeader.broadcast, source: hostMAC, etherType: EtherType.arp).append(to: &appended)
+        ARPPacket(operation: ARPPacket.request, senderMAC: hostMAC, senderIP: host, targetMAC: [0, 0, 0, 0, 0, 0], targetIP: us)
+            .append(to: &appended)
+        XCTAssertEqual(frame, appended + [UInt8](repeating: 0, count: 60 - appended.count))
         let ethernet = try EthernetHeader.parse(frame)
         XCTAssertEqual(ethernet, EthernetHeader(destination: EthernetHeader.broadcast, source: hostMAC, etherType: EtherType.arp))
         let packet = try ARPPacket.parse(frame, at: 14)
@@ -195,11 +201,15 @@ final class NetPacketsTests: XCTestCase {
     func testAddressParsing() {
         XCTAssertEqual(IPv4Interface("10.77.0.2/24"), IPv4Interface(address: IPv4Address(10, 77, 0, 2), prefixLength: 24))
         XCTAssertEqual(IPv4Interface("10.77.0.2")?.prefixLength, 32)
+        XCTAssertEqual(IPv4Interface("10.77.0.2/08")?.prefixLength, 8)
+        XCTAssertEqual(IPv4Interface("10.77.0.2/0")?.prefixLength, 0)
         XCTAssertEqual(IPv4Interface("10.77.0.2/24")?.mask, 0xFFFF_FF00)
         XCTAssertEqual(IPv4Interface("0.0.0.0/0")?.mask, 0)
         XCTAssertTrue(IPv4Interface("10.77.0.2/24")!.isOnLink(host))
         XCTAssertFalse(IPv4Interface("10.77.0.2/24")!.isOnLink(IPv4Address(10, 78, 0, 1)))
-        for bad in ["10.77.0.2/33", "10.77.0/24", "10.77.0.256", "10.77.0.2/", "a.b.c.d", "10..0.2", "10.77.0.2.1", "", "10.77.0.2/24/1"] {
+        for bad in ["10.77.0.2/33", "10.77.0/24", "10.77.0.256", "10.77.0.2/", "a.b.c.d", "10..0.2", "10.77.0.2.1", "", "10.77.0.2/24/1",
+                    "10.77.0.2/+8", "10.77.0.2/-0", "10.77.0.2/099", "10.77.0.2/ 8", "99999999999999999999.0.0.1", "10.77.0.-1",
+                    "10.77.0.+1", "4294967306.0.0.0"] {
             XCTAssertNil(IPv4Interface(bad), bad)
         }
         XCTAssertEqual(IPv4Address(10, 77, 0, 2).dotted, "10.77.0.2")

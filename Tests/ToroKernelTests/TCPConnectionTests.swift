@@ -25,6 +25,8 @@ final class TCPTestNetwork {
     var clientConfiguration: TCPConfiguration
     var client: TCPConnection
     var server: TCPConnection?
+    /// The server's initial sequence number.
+    var serverISS: UInt32 = 500_000
     /// Everything sent, in order, with the sender.
     var sent: [(side: Side, segment: TCPSegment, at: UInt64)] = []
     var inFlight: [(at: UInt64, to: Side, segment: TCPSegment)] = []
@@ -100,7 +102,7 @@ final class TCPTestNetwork {
                 server.handle(segment, now: now)
             } else if segment.flags == .syn {
                 server = TCPConnection(
-                    acceptingSYN: segment, local: serverEndpoint, remote: clientEndpoint, initialSequence: 500_000,
+                    acceptingSYN: segment, local: serverEndpoint, remote: clientEndpoint, initialSequence: serverISS,
                     now: now, configuration: serverConfiguration)
             }
         }
@@ -788,12 +790,152 @@ final class TCPConnectionTests: XCTestCase {
         }
     }
 
-    func testSYNInWindowResets() {
+    /// RFC 5961 §4.2 / RFC 9293 §3.10.7.4: a SYN on a synchronized connection,
+    /// in the window or not, gets a challenge ACK (SND.NXT, RCV.NXT) and the
+    /// connection stays; a peer that really restarted answers it with an
+    /// exact reset, which ends the connection.
+    func testSYNOnASynchronizedConnectionGetsAChallengeACK() {
+        let states: [TCPState] = [.established, .finWait1, .finWait2, .closeWait, .closing, .lastAck, .timeWait]
+        for state in states {
+            for sequence: UInt32 in [7005, 7001, 7001 &+ 200_000] {  // in the window, at RCV.NXT, far outside
+                let (connection, peer) = self.connection(in: state)
+                _ = connection.output(now: 2 * ms)
+                let received = connection.counters.badSegments
+                connection.handle(peer.segment(.syn, sequence: sequence), now: 2 * ms)
+                XCTAssertEqual(connection.state, state, "\(state) \(sequence)")
+                let answer = connection.output(now: 2 * ms)
+                XCTAssertEqual(answer.map { $0.flags }, [.ack], "\(state) \(sequence)")
+                XCTAssertEqual(answer.first?.sequence, connection.sndNxt, "\(state)")
+                XCTAssertEqual(answer.first?.acknowledgement, connection.rcvNxt, "\(state)")
+                XCTAssertEqual(connection.counters.challengeACKs, 1, "\(state)")
+                XCTAssertEqual(connection.counters.badSegments, received + 1, "\(state)")
+                // The restarted peer's reset, at the challenge ACK's number, ends it.
+                connection.handle(peer.segment(.rst, sequence: answer.first?.acknowledgement ?? 0), now: 3 * ms)
+                XCTAssertEqual(connection.state, .closed, "\(state)")
+            }
+        }
+        // A SYN with data and FIN, in the window: no byte of it is taken.
         let (connection, peer) = acceptedConnection()
-        connection.handle(peer.segment(.syn, sequence: 7005), now: 1 * ms)
+        connection.handle(peer.segment([.syn, .fin], sequence: 7001, payload: [1, 2, 3]), now: 1 * ms)
+        XCTAssertEqual(connection.state, .established)
+        XCTAssertEqual(connection.bytesAvailable, 0)
+        XCTAssertFalse(connection.receivedFIN)
+        XCTAssertEqual(connection.output(now: 1 * ms).map { $0.acknowledgement }, [7001])
+    }
+
+    /// In SYN-RECEIVED a SYN other than the one answered gives the half-open
+    /// connection up (RFC 793; RFC 5961 §4 covers synchronized states).
+    func testAnotherSYNInSynReceivedResets() {
+        let peer = TCPPeer(sequence: 7000, port: 40000, peerPort: 80)
+        let connection = TCPConnection(
+            acceptingSYN: peer.segment(.syn), local: local, remote: remote, initialSequence: 100, now: 0,
+            configuration: TCPConfiguration())
+        _ = connection.output(now: 0)
+        connection.handle(peer.segment(.syn, sequence: 7010), now: 1 * ms)
         XCTAssertEqual(connection.state, .closed)
         XCTAssertEqual(connection.closeReason, .reset)
         XCTAssertEqual(connection.output(now: 1 * ms).map { $0.flags }, [[.rst, .ack]])
+    }
+
+    /// RFC 5961 §7: at most `challengeACKLimit` challenge ACKs per interval,
+    /// whatever asks for them (RSTs and SYNs in the window, ACKs of data never
+    /// sent); the next interval allows as many again.
+    func testChallengeACKsAreRateLimited() {
+        var configuration = TCPConfiguration()
+        configuration.idleTimeout = 0
+        let (connection, peer) = acceptedConnection(configuration: configuration)
+        var answered = 0
+        var time = 1 * ms
+        for index in 0..<30 {
+            switch index % 3 {
+            case 0: connection.handle(peer.segment(.rst, sequence: 7001 &+ 10), now: time)
+            case 1: connection.handle(peer.segment(.syn, sequence: 7001 &+ 10), now: time)
+            default: connection.handle(peer.segment(.ack, ack: 5000), now: time)
+            }
+            answered += connection.output(now: time).count
+            time += 10 * ms
+        }
+        XCTAssertEqual(answered, configuration.challengeACKLimit, "30 in 300 ms")
+        XCTAssertEqual(connection.counters.challengeACKs, configuration.challengeACKLimit)
+        XCTAssertEqual(connection.counters.challengeACKsSuppressed, 30 - configuration.challengeACKLimit)
+        XCTAssertEqual(connection.state, .established)
+        // A second later the limit starts over.
+        time = 1 * ms + configuration.challengeACKInterval
+        connection.handle(peer.segment(.rst, sequence: 7001 &+ 10), now: time)
+        XCTAssertEqual(connection.output(now: time).map { $0.flags }, [.ack])
+        // An exact reset needs no ACK and is never held back.
+        connection.handle(peer.segment(.rst), now: time)
+        XCTAssertEqual(connection.state, .closed)
+    }
+
+    /// A passive connection whose SYN-ACK is never answered resends it 5 times
+    /// (1 s, backing off) and ends at 63 s without a reset.
+    func testHalfOpenConnectionGivesUpSilently() {
+        let peer = TCPPeer(sequence: 7000, port: 40000, peerPort: 80)
+        let connection = TCPConnection(
+            acceptingSYN: peer.segment(.syn), local: local, remote: remote, initialSequence: 100, now: 0,
+            configuration: TCPConfiguration())
+        var sent: [(UInt64, TCPFlags)] = connection.output(now: 0).map { (0, $0.flags) }
+        while let deadline = connection.nextDeadline, connection.state != .closed {
+            sent += connection.output(now: deadline).map { (deadline, $0.flags) }
+        }
+        XCTAssertEqual(sent.map { $0.0 }, [0, 1, 3, 7, 15, 31].map { $0 * second })
+        XCTAssertTrue(sent.allSatisfy { $0.1 == [.syn, .ack] }, "SYN-ACKs only, no reset")
+        XCTAssertEqual(connection.closeReason, .timedOut)
+        XCTAssertTrue(connection.isFinished)
+        XCTAssertEqual(connection.counters.timeouts, 5)
+        // An active open keeps its own, longer, limit.
+        var configuration = TCPConfiguration()
+        configuration.maximumSYNACKRetransmissions = 1
+        let active = TCPConnection(connectingFrom: local, to: remote, initialSequence: 0, now: 0, configuration: configuration)
+        var syns = active.output(now: 0)
+        while let deadline = active.nextDeadline, active.state != .closed { syns += active.output(now: deadline) }
+        XCTAssertEqual(syns.count, 1 + TCPConfiguration().maximumRetransmissions)
+    }
+
+    /// The MSS a peer announces is raised to `minimumPeerMSS`: an MSS of 0 or
+    /// 1 must not turn every byte into a segment.
+    func testPeerMSSHasAFloor() {
+        for (announced, expected) in [(0, 48), (1, 48), (47, 48), (48, 48), (100, 100), (65535, 1460)] {
+            let (connection, _) = acceptedConnection(mss: UInt16(announced))
+            XCTAssertEqual(connection.effectiveMSS, expected, "MSS \(announced)")
+            XCTAssertEqual(connection.send(pattern(1000, seed: 3)[...]), 1000)
+            let segments = connection.output(now: 1 * ms)
+            XCTAssertTrue(segments.allSatisfy { $0.payload.count <= expected }, "MSS \(announced)")
+        }
+    }
+
+    /// Out-of-order pieces held are bounded in number as well as in bytes.
+    func testHeldOutOfOrderPiecesAreBounded() {
+        let (connection, peer) = acceptedConnection()
+        let limit = TCPConfiguration().maximumHeldSegments
+        // One byte at every other sequence number after a gap at 7001.
+        for index in 0..<(3 * limit) {
+            connection.handle(peer.segment(.ack, sequence: 7003 &+ UInt32(2 * index), payload: [UInt8(truncatingIfNeeded: index)]),
+                              now: 1 * ms)
+            XCTAssertLessThanOrEqual(connection.held.count, limit)
+        }
+        XCTAssertEqual(connection.held.count, limit)
+        // The gap fills; what was held is delivered, what was not comes again later.
+        connection.handle(peer.segment(.ack, sequence: 7001, payload: [0xAA, 0xBB]), now: 2 * ms)
+        XCTAssertEqual(connection.bytesAvailable, 3, "the gap and the first held byte; the next hole follows")
+        XCTAssertEqual(connection.receive(maximum: 10), [0xAA, 0xBB, 0])
+        XCTAssertEqual(connection.held.count, limit - 1)
+    }
+
+    /// Sequence numbers on both sides start just below 2^32 and wrap during
+    /// a transfer: everything arrives, in order, both ways.
+    func testSequenceNumbersWrapBothWays() {
+        let network = TCPTestNetwork(clientISS: 0xFFFF_FF00)
+        network.serverISS = 0xFFFF_FFF0
+        network.connect()
+        let clientData = pattern(70_000, seed: 11)
+        let serverData = pattern(90_000, seed: 12)
+        let (atServer, atClient) = exchange(network, clientData: clientData, serverData: serverData)
+        XCTAssertTrue(atServer == clientData)
+        XCTAssertTrue(atClient == serverData)
+        XCTAssertLessThan(network.server?.sndNxt ?? .max, 0x0010_0000, "the server's numbers wrapped")
+        XCTAssertLessThan(network.client.sndNxt, 0x0010_0000, "the client's numbers wrapped")
     }
 
     func testAbort() {

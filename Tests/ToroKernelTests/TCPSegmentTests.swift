@@ -153,6 +153,11 @@ final class TCPSegmentTests: XCTestCase {
         expectError(.badLength, rawSegment(options: [2, 0, 0, 0]))  // length 0 (would loop forever)
         expectError(.badLength, rawSegment(options: [1, 1, 1, 8]))  // no room for the length byte
         expectError(.badLength, rawSegment(options: [8, 10, 0, 0]))  // runs past the header
+        expectError(.badLength, rawSegment(options: [2, 1, 0, 0]))  // MSS with length 1
+        expectError(.badLength, rawSegment(options: [1, 1, 2, 4]))  // MSS running past the header
+        expectError(.badLength, rawSegment(options: [1, 1, 1, 2]))  // a kind with no length byte left
+        // An MSS of 0 parses: the connection raises it (TCPConfiguration.minimumPeerMSS).
+        XCTAssertEqual(try parse(rawSegment(options: [2, 4, 0, 0])).maximumSegmentSize, 0)
         // The same lists well-formed parse.
         XCTAssertEqual(try parse(rawSegment(options: [2, 4, 5, 1])).maximumSegmentSize, 0x0501)
         XCTAssertNoThrow(try parse(rawSegment(options: [8, 4, 0, 0])))

@@ -184,6 +184,8 @@ final class HTTPFastPathTests: XCTestCase {
         "GET / HTTP/1.1\nHost:\n\n",
         "GET / HTTP/1.1\nHost: a\nCONTENT-LENGTH: 0, 0\ncontent-length:0\n\n",
         "GET / HTTP/1.1\nHost: a\nContent-Length:  12 \n\n",
+        "GET / HTTP/1.1\nHost: a\nContent-Length: 9223372036854775807\n\n",
+        "GET / HTTP/1.1\nHost: a\nContent-Length: 00000000000000000000000000000000000012\n\n",
         "GET / HTTP/1.1\nHost: a\nX-Empty:\nX-Odd: caf\u{E9} \"quoted\" (c) {}\n\n",
         "GET / HTTP/1.1\nHost: a\nX-!#$%&'*+-.^_`|~: token bytes\n\n",
         "GET / HTTP/1.1\nHost: a\nHosts: b\nContent-Lengths: x\nTransfer-Encodings: y\n\n",
@@ -206,7 +208,9 @@ final class HTTPFastPathTests: XCTestCase {
         "GET /a\u{00} HTTP/1.1\nHost: a\n\n", "GET /\u{7F} HTTP/1.1\nHost: a\n\n", "GET /é HTTP/1.1\nHost: a\n\n",
         "GET / HTTP/1.1\nHost: a\nContent-Length: abc\n\n", "GET / HTTP/1.1\nHost: a\nContent-Length:\n\n",
         "GET / HTTP/1.1\nHost: a\nContent-Length: 0, 1\n\n", "GET / HTTP/1.1\nHost: a\nContent-Length: 1 0\n\n",
-        "GET / HTTP/1.1\nHost: a\nContent-Length: 1234567890123456789\n\n",
+        "GET / HTTP/1.1\nHost: a\nContent-Length: 9223372036854775808\n\n",
+        "GET / HTTP/1.1\nHost: a\nContent-Length: 18446744073709551616\n\n",
+        "GET / HTTP/1.1\nHost: a\nContent-Length: -1\n\n", "GET / HTTP/1.1\nHost: a\nContent-Length: 5,\n\n",
     ]
 
     func testAgreesWithTheResumableParser() {
@@ -222,7 +226,7 @@ final class HTTPFastPathTests: XCTestCase {
             }
         }
         // The well-formed origin-form requests without leading lines all take it.
-        XCTAssertEqual(taken, 25)
+        XCTAssertEqual(taken, 27)
         // Raw line endings the resumable parser refuses.
         for text in ["GET / HTTP/1.1\nHost: a\n\n", "GET / HTTP/1.1\r\nHost: a\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\n",
                      "GET / HTTP/1.1\rHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n"] {

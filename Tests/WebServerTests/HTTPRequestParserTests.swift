@@ -30,6 +30,41 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertTrue(head.keepAlive)
     }
 
+    func testContentLengthIsReadWithOverflowChecks() {
+        func length(_ value: String) -> Int?? {
+            let text = "POST / HTTP/1.1\nHost: a\nContent-Length: \(value)\n\n"
+            switch parse(text) {
+            case .complete(let head, _): return .some(head.contentLength)
+            case .failed(let status, _):
+                XCTAssertEqual(status, .badRequest, value)
+                return .none
+            case .needMore:
+                XCTFail("incomplete: \(value)")
+                return .none
+            }
+        }
+        XCTAssertEqual(length("0"), 0)
+        XCTAssertEqual(length("9223372036854775807"), Int.max)
+        XCTAssertEqual(length("000000000000000000000000009223372036854775807"), Int.max)
+        XCTAssertEqual(length("922337203685477580"), 922_337_203_685_477_580)
+        XCTAssertEqual(length("12, 12"), 12)
+        for overflowing in ["9223372036854775808", "9223372036854775810", "10000000000000000000", "18446744073709551616",
+                            "36893488147419103232", String(repeating: "1", count: 40)] {
+            XCTAssertNil(length(overflowing), overflowing)
+        }
+        // The digit reader itself, at the edges.
+        let digits = Array("x9223372036854775807y".utf8)
+        digits.withUnsafeBufferPointer { bytes in
+            XCTAssertEqual(ASCII.decimal(bytes, from: 1, to: 20)?.value, Int.max)
+            XCTAssertEqual(ASCII.decimal(bytes, from: 1, to: 20)?.end, 20)
+            XCTAssertEqual(ASCII.decimal(bytes, from: 1, to: 5)?.value, 9223)
+            XCTAssertNil(ASCII.decimal(bytes, from: 0, to: 20), "no digit first")
+            XCTAssertNil(ASCII.decimal(bytes, from: 20, to: 20), "nothing")
+        }
+        let over = Array("9223372036854775808".utf8)
+        over.withUnsafeBufferPointer { XCTAssertNil(ASCII.decimal($0, from: 0, to: $0.count)) }
+    }
+
     func testMethods() {
         let methods: [(String, HTTPMethod)] = [
             ("GET", .get), ("HEAD", .head), ("POST", .post), ("PUT", .put), ("DELETE", .delete),

@@ -71,9 +71,47 @@ public struct KernelCommandLine: Sendable {
         options.contains { $0.key == key }
     }
 
-    /// The value of `key` as a decimal integer; nil if absent or not a number.
+    /// The value of `key` as a decimal integer (see ``decimal(_:)``); nil if
+    /// absent or not a number.
     public func integer(_ key: String) -> Int? {
-        value(key).flatMap { Int($0) }
+        value(key).flatMap { Self.decimal($0) }
+    }
+
+    /// A numeric option as read by ``number(_:in:)``.
+    public enum Number: Equatable, Sendable {
+        /// The key is not on the command line (or is a bare flag).
+        case absent
+        /// A number within the range asked for.
+        case value(Int)
+        /// Something else: not a number, or a number outside the range.
+        case invalid(String)
+    }
+
+    /// The value of `key` as a decimal number within `range`. Callers turn the
+    /// result into durations and sizes with plain arithmetic, so the range is
+    /// what keeps that arithmetic from overflowing: pick it with that in mind.
+    public func number(_ key: String, in range: ClosedRange<Int>) -> Number {
+        guard let text = value(key) else { return .absent }
+        guard let number = Self.decimal(text), range.contains(number) else { return .invalid(text) }
+        return .value(number)
+    }
+
+    /// `text` as a non-negative decimal number: ASCII digits only (no sign, no
+    /// spaces, no "0x"), at most Int.max. Every step is overflow-checked, so
+    /// no command line can make the kernel trap while reading it.
+    public static func decimal(_ text: String) -> Int? {
+        var value = 0
+        var digits = 0
+        for byte in text.utf8 {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (shifted, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carried) = shifted.addingReportingOverflow(Int(digit))
+            guard !overflowed, !carried else { return nil }
+            value = sum
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
 
     /// The value of `key` if it is one of `choices`; `fallback` if absent.

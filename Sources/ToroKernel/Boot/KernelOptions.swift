@@ -63,12 +63,11 @@ extension Kernel {
                 reportInvalid("spin", value, expected: "pause or nopause")
             }
         }
-        if let value = line.value("pollgrace") {
-            if let microseconds = UInt64(value), microseconds <= 60_000_000 {
-                grace = microseconds
-            } else {
-                reportInvalid("pollgrace", value, expected: "microseconds, 0 to 60000000")
-            }
+        // At most 60 s: the grace is turned into TSC ticks through nanoseconds.
+        switch line.number("pollgrace", in: 0...60_000_000) {
+        case .absent: break
+        case .value(let microseconds): grace = UInt64(microseconds)
+        case .invalid(let value): reportInvalid("pollgrace", value, expected: "microseconds, 0 to 60000000")
         }
         IdlePolicy.configure(halting: halting, pollGraceMicroseconds: grace)
         SpinWait.configure(pause: pause)

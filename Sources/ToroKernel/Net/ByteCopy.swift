@@ -111,6 +111,21 @@ extension EthernetHeader {
     }
 }
 
+extension ARPPacket {
+    /// Writes the 28-byte packet at the writer's position.
+    public func write(to writer: inout ByteWriter) {
+        writer.put16(1)  // Ethernet
+        writer.put16(EtherType.ipv4)
+        writer.put(6)
+        writer.put(4)
+        writer.put16(operation)
+        writer.put(senderMAC)
+        writer.put32(senderIP.value)
+        writer.put(targetMAC)
+        writer.put32(targetIP.value)
+    }
+}
+
 extension IPv4Header {
     /// Writes a 20-byte header (no options) with its checksum computed.
     public func write(to writer: inout ByteWriter) {
@@ -161,5 +176,60 @@ extension Array {
     @inline(__always)
     mutating func truncate(to count: Int) {
         while self.count > count { removeLast() }
+    }
+}
+
+/// A first-in, first-out list whose `removeFirst()` moves nothing: the front
+/// is an index into the array, and the dead front is dropped (the live
+/// elements moved down once) only when it outgrows the live part. Array's own
+/// `removeFirst()` moves every other element, one at a time in the kernel's
+/// -Osize build: for a full SYN queue, hundreds of moves per SYN of a flood.
+struct FIFO<Element>: Sequence {
+    private var storage: [Element] = []
+    private var head = 0
+
+    init() {}
+
+    var count: Int { storage.count - head }
+    var isEmpty: Bool { head == storage.count }
+    var first: Element? { isEmpty ? nil : storage[head] }
+
+    mutating func append(_ element: Element) { storage.append(element) }
+
+    /// Removes and returns the oldest element; the list must not be empty.
+    @discardableResult
+    mutating func removeFirst() -> Element {
+        precondition(!isEmpty)
+        let element = storage[head]
+        head += 1
+        if head == storage.count {
+            storage.removeAllKeepingCapacity()
+            head = 0
+        } else if head >= 16 && head * 2 >= storage.count {
+            compact()
+        }
+        return element
+    }
+
+    /// Removes the elements `removes` returns true for, keeping the order of the rest.
+    mutating func removeInPlace(where removes: (Element) -> Bool) {
+        compact()
+        storage.removeInPlace(where: removes)
+    }
+
+    func makeIterator() -> IndexingIterator<ArraySlice<Element>> {
+        storage[head...].makeIterator()
+    }
+
+    /// Moves the live elements to the front of the array.
+    private mutating func compact() {
+        guard head > 0 else { return }
+        var index = head
+        while index < storage.count {
+            storage[index - head] = storage[index]
+            index += 1
+        }
+        storage.truncate(to: storage.count - head)
+        head = 0
     }
 }

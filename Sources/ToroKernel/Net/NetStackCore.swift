@@ -24,7 +24,13 @@ public struct UDPMessage: Equatable {
 /// Knobs of the stack above the TCP connection itself.
 public struct NetStackConfiguration {
     public var tcp = TCPConfiguration()
-    /// Packets held while their next hop's MAC is asked for with ARP.
+    /// Packets held while their next hop's MAC is asked for with ARP. When
+    /// it is full the oldest held packet makes room: a flood of SYNs from
+    /// spoofed on-link sources (each SYN-ACK waiting for an ARP answer that
+    /// never comes) then delays a real peer's packet by at most this many
+    /// newer ones, and never keeps it out. The next hops being asked for are
+    /// those of the held packets, so they are bounded too, as is the ARP cache
+    /// (16 entries, ``ARPCache``).
     public var unresolvedLimit = 64
     /// How often an unanswered ARP request is repeated, and when the packets
     /// waiting for it are dropped.
@@ -34,6 +40,15 @@ public struct NetStackConfiguration {
     public var arpLifetime: UInt64 = 60_000_000_000
     /// Datagrams queued per bound UDP port before newer ones are dropped.
     public var udpQueueLimit = 64
+    /// Half-open connections (SYN received, SYN-ACK sent, no ACK yet) kept
+    /// per listening port, apart from its accept backlog. When it is full,
+    /// the oldest half-open connection is forgotten to make room for the new
+    /// SYN: a flood of SYNs from spoofed sources then never fills the accept
+    /// backlog and never keeps a real client out (its handshake completes
+    /// unless this many newer SYNs arrive before its ACK). Each half-open
+    /// connection also ends by itself after its SYN-ACK retransmissions
+    /// (``TCPConfiguration/maximumSYNACKRetransmissions``).
+    public var synQueueLimit = 256
 
     public init() {}
 }
@@ -45,14 +60,19 @@ public struct NetStackCounters: Equatable {
     public var tcpResetsSent = 0
     public var tcpConnectionsAccepted = 0
     public var tcpConnectionsOpened = 0
-    /// SYNs dropped because the listener's backlog was full.
+    /// SYNs dropped because the listener's accept backlog was full.
     public var tcpBacklogDrops = 0
+    /// Half-open connections forgotten to make room in a full SYN queue.
+    public var tcpSYNQueueEvictions = 0
+    /// Half-open connections that ended after their SYN-ACK retransmissions.
+    public var tcpHalfOpenTimeouts = 0
     public var udpReceived = 0
     public var udpSent = 0
     public var udpNoPort = 0
     public var udpQueueDrops = 0
     public var arpRequestsSent = 0
-    /// Packets dropped: no route, or their next hop never answered ARP.
+    /// Packets dropped: no route, or their next hop never answered ARP (or
+    /// newer packets waiting for ARP pushed them out).
     public var noRoute = 0
     public var unresolved = 0
 
@@ -80,16 +100,29 @@ struct ConnectionKey: Hashable {
     var remote: IPv4Address
     var remotePort: UInt16
     var localPort: UInt16
+
+    /// One word into the hasher instead of three fields: every segment looks
+    /// its connection up, and each combine is dear in the guest.
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(UInt64(remote.value) << 32 | UInt64(remotePort) << 16 | UInt64(localPort))
+    }
 }
 
 public final class NetStackCore {
-    /// A listening port: connections still in their handshake, and those
-    /// established and waiting for `accept`.
+    /// A listening port: connections still in their handshake (the SYN
+    /// queue, at most `synQueueLimit`, oldest first), and those established
+    /// and waiting for `accept` (at most `backlog` when a SYN is admitted;
+    /// handshakes under way may complete beyond it, so never more than
+    /// `backlog + synQueueLimit`).
     final class Listener {
         let backlog: Int
-        var embryonic: [ConnectionKey] = []
+        let synQueueLimit: Int
+        var embryonic = FIFO<ConnectionKey>()
         var ready: [TCPConnection] = []
-        init(backlog: Int) { self.backlog = backlog }
+        init(backlog: Int, synQueueLimit: Int) {
+            self.backlog = backlog
+            self.synQueueLimit = synQueueLimit
+        }
     }
 
     /// A packet waiting for its next hop's MAC: a whole frame whose destination
@@ -108,15 +141,20 @@ public final class NetStackCore {
 
     var listeners: [UInt16: Listener] = [:]
     var connections: [ConnectionKey: TCPConnection] = [:]
-    /// The listener port of each connection still in its handshake.
-    var embryonicListener: [ConnectionKey: UInt16] = [:]
     var udpPorts: [UInt16: [UDPMessage]] = [:]
-    var unresolved: [Unresolved] = []
+    var unresolved = FIFO<Unresolved>()
     /// When each next hop was last asked for with ARP.
     var arpAsked: [IPv4Address: UInt64] = [:]
+    /// When ``expireUnresolved(now:)`` next has work: the earliest expiry of a
+    /// held packet or ARP retry (.max for none). Kept rather than searched
+    /// for at every poll; it may be early (packets released since), never late.
+    var arpNextEvent = UInt64.max
     var outbox: [[UInt8]] = []
-    /// The earliest connection deadline the last walk of the table found
-    /// (.max for none); 0 makes the next poll walk it (a frame was handled).
+    /// The earliest deadline of any connection (.max for none), as the last
+    /// poll found it. Exact, but for one case: when the SYN queue forgets the
+    /// connection that held it (a flood), it stays, early, rather than cost
+    /// a walk of the whole table at every SYN; the poll at that time walks
+    /// the table and makes it exact again. Never late.
     var connectionsEarliest: UInt64 = 0
     /// Where a frame built while ``directTransmit`` is set goes if it can:
     /// only during ``poll(now:into:transmit:)``, and while ``outbox`` is empty.
@@ -157,7 +195,6 @@ public final class NetStackCore {
 
     /// Handles one received Ethernet frame at `now`.
     public func handle(frame: [UInt8], now: UInt64) {
-        connectionsEarliest = 0  // what it changes is for the next poll to find
         guard frame.count >= EthernetHeader.size + IPv4Header.minimumSize, readUInt16(frame, 12) == EtherType.ipv4,
             frame[Self.protocolByte] == IPProtocol.tcp || frame[Self.protocolByte] == IPProtocol.udp
         else {
@@ -213,34 +250,54 @@ public final class NetStackCore {
         if segment.flags.contains(.syn), !segment.flags.contains(.ack), !segment.flags.contains(.rst),
             let listener = listeners[segment.destinationPort]
         {
-            guard listener.embryonic.count + listener.ready.count < listener.backlog else {
+            // Only connections that completed their handshake count against
+            // the backlog: half-open ones cannot be told from a flood's.
+            guard listener.ready.count < listener.backlog else {
                 counters.tcpBacklogDrops += 1  // the peer retransmits its SYN
                 return
             }
+            if listener.embryonic.count >= listener.synQueueLimit { evictOldestHalfOpen(of: listener) }
             let connection = TCPConnection(
                 acceptingSYN: segment,
                 local: TCPEndpoint(address: interface.address, port: segment.destinationPort),
                 remote: TCPEndpoint(address: source, port: segment.sourcePort),
                 initialSequence: initialSequence(for: key, now: now), now: now, configuration: configuration.tcp)
             connections[key] = connection
+            connection.inTable = true
             touch(connection)
-            embryonicListener[key] = segment.destinationPort
+            connection.inSYNQueue = true
             listener.embryonic.append(key)
             return
         }
         sendReset(answering: segment, payloadCount: payload.count, from: source, now: now)
     }
 
+    /// Makes room in a full SYN queue: the oldest half-open connection is
+    /// forgotten, without a reset (its source is most likely spoofed; a real
+    /// peer whose ACK comes later gets the reset of a segment no connection
+    /// wants, and connects again).
+    private func evictOldestHalfOpen(of listener: Listener) {
+        guard !listener.embryonic.isEmpty else { return }
+        let key = listener.embryonic.removeFirst()
+        if let connection = connections.removeValue(forKey: key) {
+            connection.inSYNQueue = false
+            connection.inTable = false
+        }
+        counters.tcpSYNQueueEvictions += 1
+    }
+
     /// After a connection changed: its waiters are told, and a connection a
     /// listener was waiting for moves to the accept queue (or out, if it died).
     private func settle(_ key: ConnectionKey, _ connection: TCPConnection) {
         events.connections.append(connection)
-        guard let port = embryonicListener[key] else { return }
+        guard connection.inSYNQueue else { return }
         let state = connection.state
         guard state != .synReceived else { return }
-        embryonicListener[key] = nil
+        connection.inSYNQueue = false
+        if state == .closed && connection.closeReason == .timedOut { counters.tcpHalfOpenTimeouts += 1 }
+        let port = key.localPort  // a passive connection's local port is its listener's
         guard let listener = listeners[port] else { return }
-        listener.embryonic.removeAll { $0 == key }
+        listener.embryonic.removeInPlace { $0 == key }
         if state != .closed {
             listener.ready.append(connection)
             counters.tcpConnectionsAccepted += 1
@@ -295,13 +352,16 @@ public final class NetStackCore {
 
     /// ``poll(now:)``, appending the frames to `frames`: a caller that keeps
     /// its array across turns (the network thread) allocates none per turn.
-    /// Returns what ``nextDeadline`` would return now, found in the same pass.
+    /// Returns what ``nextDeadline`` would return now, found in the same pass
+    /// (earlier only after a SYN-queue eviction, see ``connectionsEarliest``).
     ///
-    /// A poll with no connection touched, no frame handled since the last
-    /// one and no connection deadline reached skips the walk over the
-    /// table: no connection can have work, and the earliest deadline is the
-    /// one the last walk found. (This relies on the contract of
-    /// ``touch(_:)``; a walk computes every connection's deadline anyway.)
+    /// A poll walks the whole table only when a connection deadline has come
+    /// or a touched connection held the earliest one (whose successor only a
+    /// walk can find); otherwise it runs only the connections touched since
+    /// the last poll (none: nothing to do): no other connection can have
+    /// work, and their deadlines are the ones already known. (This relies on
+    /// the contract of ``touch(_:)``.) So a turn costs what changed, not the
+    /// size of the table, which a SYN flood fills with half-open connections.
     ///
     /// With `transmit` (the driver's transmit buffers), the frames it builds
     /// are written there instead of allocated, for as long as `transmit` has
@@ -312,8 +372,10 @@ public final class NetStackCore {
     public func poll(now: UInt64, into frames: inout [[UInt8]], transmit: NetFrameWriter? = nil) -> UInt64? {
         directTransmit = outbox.isEmpty ? transmit : nil
         defer { directTransmit = nil }
-        if !dirty.isEmpty || now >= connectionsEarliest {
-            walkConnections(now: now)
+        if now >= connectionsEarliest || heldEarliestTouched {
+            walkConnections(now: now, wholeTable: true)
+        } else if !dirty.isEmpty {
+            walkConnections(now: now, wholeTable: false)
         }
         expireUnresolved(now: now)
         if frames.isEmpty {
@@ -328,47 +390,92 @@ public final class NetStackCore {
         return earliest
     }
 
-    /// Runs every connection that is due or touched, forgets the finished
-    /// ones, and notes the earliest deadline of those that remain.
-    private func walkConnections(now: UInt64) {
+    /// Whether a touched connection's deadline was the earliest: then only a
+    /// walk of the whole table finds the next one.
+    private var heldEarliestTouched: Bool {
+        connectionsEarliest != .max && dirty.contains { $0.knownDeadline == connectionsEarliest }
+    }
+
+    /// Runs every connection that is due or touched (`wholeTable`), or only
+    /// the touched ones (no deadline has come), forgets the finished ones,
+    /// and notes the earliest deadline: exact after a whole walk, else the
+    /// earlier of the one known and those of the connections it ran.
+    private func walkConnections(now: UInt64, wholeTable: Bool) {
         var finished: [ConnectionKey] = []
-        var earliest = UInt64.max
+        var earliest = wholeTable ? UInt64.max : connectionsEarliest
         // The segments list is kept across polls (taken out of the property
         // while in use, so that it stays uniquely referenced and grows in place).
         var segments = outputSegments
         outputSegments = []
-        for (key, connection) in connections {
-            let deadline = connection.nextDeadline
-            let due = deadline.map { $0 <= now } ?? false
-            guard due || dirty.contains(where: { $0 === connection }) else {
-                if let deadline, deadline < earliest { earliest = deadline }
-                continue
+        if wholeTable {
+            for (key, connection) in connections {
+                // An untouched connection's deadline is the one read last time.
+                if !connection.pollPending {
+                    let deadline = connection.knownDeadline
+                    if deadline > now {
+                        if deadline < earliest { earliest = deadline }
+                        continue
+                    }
+                }
+                let next = run(connection, key, now: now, segments: &segments, finished: &finished)
+                if next < earliest { earliest = next }
             }
-            let before = connection.state
-            connection.output(now: now, into: &segments)
-            for item in segments {
-                transmit(item, of: connection, to: key.remote, now: now)
-            }
-            segments.removeAllKeepingCapacity()
-            if connection.state != before { settle(key, connection) }
-            if connection.isFinished {
-                finished.append(key)
-            } else if let next = connection.nextDeadline, next < earliest {
-                earliest = next
+        } else {
+            // A touched connection may have left the table since (forgotten
+            // to make room in the SYN queue, or finished and then touched by
+            // its application): only those still in it run.
+            for connection in dirty where connection.inTable {
+                let key = ConnectionKey(
+                    remote: connection.remote.address, remotePort: connection.remote.port, localPort: connection.local.port)
+                let next = run(connection, key, now: now, segments: &segments, finished: &finished)
+                if next < earliest { earliest = next }
             }
         }
         outputSegments = segments
+        for connection in dirty { connection.pollPending = false }
         dirty.removeAllKeepingCapacity()
         for key in finished {
-            if let connection = connections.removeValue(forKey: key) { settle(key, connection) }
+            if let connection = connections.removeValue(forKey: key) {
+                connection.inTable = false
+                settle(key, connection)
+            }
         }
         connectionsEarliest = earliest
+    }
+
+    /// One connection's output and timers at `now`: its segments transmitted,
+    /// its listener told, `key` noted in `finished` when it is done. Returns
+    /// its next deadline (.max for none), which it also keeps.
+    private func run(
+        _ connection: TCPConnection, _ key: ConnectionKey, now: UInt64, segments: inout [TCPOutgoing],
+        finished: inout [ConnectionKey]
+    ) -> UInt64 {
+        let before = connection.state
+        connection.output(now: now, into: &segments)
+        for item in segments {
+            transmit(item, of: connection, to: key.remote, now: now)
+        }
+        segments.removeAllKeepingCapacity()
+        if connection.state != before { settle(key, connection) }
+        if connection.isFinished {
+            finished.append(key)
+            connection.knownDeadline = .max
+            return .max
+        }
+        let next = connection.nextDeadline ?? .max
+        connection.knownDeadline = next
+        return next
     }
 
     /// Marks `connection` for the next ``poll(now:)``: call it after giving it
     /// data, reading from it (its window may open), closing or aborting it.
     public func touch(_ connection: TCPConnection) {
-        if !dirty.contains(where: { $0 === connection }) { dirty.append(connection) }
+        // A flag on the connection rather than a search of `dirty`: under a
+        // SYN flood both the table and this list are long.
+        if !connection.pollPending {
+            connection.pollPending = true
+            dirty.append(connection)
+        }
     }
 
     /// The earliest time ``poll(now:)`` has timed work, nil if none.
@@ -383,14 +490,7 @@ public final class NetStackCore {
 
     /// The earliest expiry or ARP retry of the packets held for ARP, nil if none.
     private var arpDeadline: UInt64? {
-        guard !unresolved.isEmpty else { return nil }
-        var earliest: UInt64? = nil
-        for packet in unresolved where packet.expires < (earliest ?? .max) { earliest = packet.expires }
-        if let asked = arpAsked.values.min() {
-            let retry = asked &+ configuration.arpRetry
-            if retry < (earliest ?? .max) { earliest = retry }
-        }
-        return earliest
+        unresolved.isEmpty || arpNextEvent == .max ? nil : arpNextEvent
     }
 
     /// Takes what changed since the last call.
@@ -474,17 +574,27 @@ public final class NetStackCore {
             outbox.append(frame)
             return
         }
-        guard unresolved.count < configuration.unresolvedLimit else {
+        if unresolved.count >= max(configuration.unresolvedLimit, 1) {
+            // The oldest held packet makes room (see unresolvedLimit); its next
+            // hop stops being asked for unless another packet waits for it, so
+            // that `arpAsked` never holds more than the packets' next hops.
+            let evicted = unresolved.removeFirst()
             counters.unresolved += 1
-            return
+            if evicted.nextHop != nextHop && !unresolved.contains(where: { $0.nextHop == evicted.nextHop }) {
+                arpAsked[evicted.nextHop] = nil
+            }
         }
-        unresolved.append(Unresolved(nextHop: nextHop, frame: frame, expires: now &+ configuration.arpGiveUp))
+        let expires = now &+ configuration.arpGiveUp
+        unresolved.append(Unresolved(nextHop: nextHop, frame: frame, expires: expires))
+        if expires < arpNextEvent { arpNextEvent = expires }
         askARP(for: nextHop, now: now, force: false)
     }
 
     private func askARP(for address: IPv4Address, now: UInt64, force: Bool) {
         if !force, let asked = arpAsked[address], now &- asked < configuration.arpRetry { return }
         arpAsked[address] = now
+        let retry = now &+ configuration.arpRetry
+        if retry < arpNextEvent { arpNextEvent = retry }
         counters.arpRequestsSent += 1
         endpoint.counters.sentFrames += 1
         outbox.append(
@@ -497,7 +607,7 @@ public final class NetStackCore {
     /// Sends the held packets whose next hop ARP has now found.
     private func releaseResolved(now: UInt64) {
         guard !unresolved.isEmpty else { return }
-        var waiting: [Unresolved] = []
+        var waiting = FIFO<Unresolved>()
         for var packet in unresolved {
             if let found = endpoint.arpCache.lookup(packet.nextHop, now: now) {
                 packet.frame.replaceSubrange(0..<6, with: found)
@@ -511,23 +621,39 @@ public final class NetStackCore {
         unresolved = waiting
     }
 
-    /// Drops held packets whose next hop never answered; asks again for the rest.
+    /// Drops held packets whose next hop never answered; asks again for the
+    /// rest. `arpAsked` holds exactly the next hops of the held packets
+    /// (``send`` adds them, eviction and ``releaseResolved(now:)`` take them
+    /// out), so a poll with nothing expired and no retry due changes nothing
+    /// and builds nothing.
     private func expireUnresolved(now: UInt64) {
         guard !unresolved.isEmpty else {
             if !arpAsked.isEmpty { arpAsked.removeAll() }
+            arpNextEvent = .max
             return
         }
-        let before = unresolved.count
-        unresolved.removeAll { now >= $0.expires }
-        counters.unresolved += before - unresolved.count
-        var stillWanted: [IPv4Address: UInt64] = [:]
-        for packet in unresolved {
-            stillWanted[packet.nextHop] = arpAsked[packet.nextHop] ?? 0
+        guard now >= arpNextEvent else { return }
+        defer {
+            // Found again only here, when something happened.
+            var next = UInt64.max
+            for packet in unresolved where packet.expires < next { next = packet.expires }
+            for asked in arpAsked.values where asked &+ configuration.arpRetry < next { next = asked &+ configuration.arpRetry }
+            arpNextEvent = next
         }
-        arpAsked = stillWanted
-        for (address, asked) in stillWanted where now &- asked >= configuration.arpRetry {
-            askARP(for: address, now: now, force: true)
+        if unresolved.contains(where: { now >= $0.expires }) {
+            let before = unresolved.count
+            unresolved.removeInPlace { now >= $0.expires }
+            counters.unresolved += before - unresolved.count
+            var forgotten: [IPv4Address] = []
+            for address in arpAsked.keys where !unresolved.contains(where: { $0.nextHop == address }) {
+                forgotten.append(address)
+            }
+            for address in forgotten { arpAsked[address] = nil }
         }
+        guard arpAsked.values.contains(where: { now &- $0 >= configuration.arpRetry }) else { return }
+        var due: [IPv4Address] = []
+        for (address, asked) in arpAsked where now &- asked >= configuration.arpRetry { due.append(address) }
+        for address in due { askARP(for: address, now: now, force: true) }
     }
 
     /// Where a packet to `destination` goes first: itself when on link, else
@@ -539,10 +665,13 @@ public final class NetStackCore {
 
     // MARK: - TCP for applications
 
-    /// Starts listening on `port`; false if something already listens there.
+    /// Starts listening on `port`, with an accept backlog of `backlog`
+    /// established connections and a SYN queue of
+    /// ``NetStackConfiguration/synQueueLimit`` half-open ones; false if
+    /// something already listens there.
     public func listen(port: UInt16, backlog: Int) -> Bool {
         guard listeners[port] == nil else { return false }
-        listeners[port] = Listener(backlog: max(backlog, 1))
+        listeners[port] = Listener(backlog: max(backlog, 1), synQueueLimit: max(configuration.synQueueLimit, 1))
         return true
     }
 
@@ -554,8 +683,8 @@ public final class NetStackCore {
             touch(connection)
         }
         for key in listener.embryonic {
-            embryonicListener[key] = nil
             if let connection = connections[key] {
+                connection.inSYNQueue = false
                 connection.abort(now: now)
                 touch(connection)
             }
@@ -585,6 +714,7 @@ public final class NetStackCore {
                 connectingFrom: TCPEndpoint(address: interface.address, port: port), to: remote,
                 initialSequence: initialSequence(for: key, now: now), now: now, configuration: configuration.tcp)
             connections[key] = connection
+            connection.inTable = true
             touch(connection)
             counters.tcpConnectionsOpened += 1
             return connection

@@ -70,19 +70,20 @@ public final class NetworkStack {
             gateway = address
         }
         var configuration = NetStackConfiguration()
-        if let seconds = line.integer("tcpidle") {
-            guard seconds >= 0, seconds <= 86_400 else {
-                print("net: tcpidle=\(seconds) is not 0 to 86400 seconds, stack not started")
-                return nil
-            }
-            configuration.tcp.idleTimeout = UInt64(seconds) * 1_000_000_000
+        // The ranges keep the conversions to nanoseconds far from overflowing.
+        switch line.number("tcpidle", in: 0...86_400) {
+        case .absent: break
+        case .value(let seconds): configuration.tcp.idleTimeout = UInt64(seconds) * 1_000_000_000
+        case .invalid(let text):
+            print("net: tcpidle=\(text) is not 0 to 86400 seconds, stack not started")
+            return nil
         }
-        if let milliseconds = line.integer("timewait") {
-            guard milliseconds >= 0, milliseconds <= 240_000 else {
-                print("net: timewait=\(milliseconds) is not 0 to 240000 milliseconds, stack not started")
-                return nil
-            }
-            configuration.tcp.timeWait = UInt64(milliseconds) * 1_000_000
+        switch line.number("timewait", in: 0...240_000) {
+        case .absent: break
+        case .value(let milliseconds): configuration.tcp.timeWait = UInt64(milliseconds) * 1_000_000
+        case .invalid(let text):
+            print("net: timewait=\(text) is not 0 to 240000 milliseconds, stack not started")
+            return nil
         }
         let secret = UInt32(truncatingIfNeeded: RandomSource.next())
         let engine = NetStackCore(

@@ -99,8 +99,11 @@ public struct IPv4Interface: Equatable {
         guard pieces.count == 1 || pieces.count == 2, let address = IPv4Address(String(pieces[0])) else { return nil }
         var prefix = 32
         if pieces.count == 2 {
-            guard !pieces[1].isEmpty, pieces[1].utf8.count <= 2, let value = Int(pieces[1]), value >= 0, value <= 32
-            else { return nil }
+            // One or two digits, read by hand: Int("+8") would accept a sign.
+            let digits = pieces[1].utf8
+            guard !digits.isEmpty, digits.count <= 2, digits.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else { return nil }
+            let value = digits.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
+            guard value <= 32 else { return nil }
             prefix = value
         }
         self.init(address: address, prefixLength: prefix)
@@ -293,14 +296,14 @@ public struct ARPPacket: Equatable {
         targetIP.append(to: &frame)
     }
 
-    /// A whole frame (Ethernet header, packet, padding to 60 bytes).
+    /// A whole frame (Ethernet header, packet, padding to 60 bytes), written
+    /// in one block (a flood of spoofed sources makes the stack ask ARP for
+    /// each, so this is on a hot path then).
     public func frame(from source: [UInt8], to destination: [UInt8]) -> [UInt8] {
-        var frame: [UInt8] = []
-        frame.reserveCapacity(EthernetHeader.minimumFrame)
-        EthernetHeader(destination: destination, source: source, etherType: EtherType.arp).append(to: &frame)
-        append(to: &frame)
-        while frame.count < EthernetHeader.minimumFrame { frame.append(0) }
-        return frame
+        [UInt8].frame(size: EthernetHeader.size + Self.size, minimum: EthernetHeader.minimumFrame) { writer in
+            EthernetHeader(destination: destination, source: source, etherType: EtherType.arp).write(to: &writer)
+            write(to: &writer)
+        }
     }
 }
 
@@ -532,7 +535,9 @@ public struct NetEndpoint {
                 return nil
             }
             guard packet.targetIP == interface.address else { return nil }
-            arpCache.insert(packet.senderIP, mac: packet.senderMAC, now: now)
+            // Learnt only from on-link askers, like replies: an off-link sender
+            // address is never a next hop, and would only push real ones out.
+            if interface.isOnLink(packet.senderIP) { arpCache.insert(packet.senderIP, mac: packet.senderMAC, now: now) }
             counters.arpRequestsAnswered += 1
             return ARPPacket(
                 operation: ARPPacket.reply, senderMAC: mac, senderIP: interface.address,

@@ -46,8 +46,11 @@ public final class TCPListener {
     private var closed = false
 
     /// Listens on `port`, holding up to `backlog` connections that finished
-    /// their handshake (or are in it) until ``accept(timeout:)`` takes them;
-    /// SYNs beyond that are dropped, and the peer retries.
+    /// their handshake until ``accept(timeout:)`` takes them; SYNs beyond
+    /// that are dropped, and the peer retries. Connections still in their
+    /// handshake wait apart, in a SYN queue of their own
+    /// (``NetStackConfiguration/synQueueLimit``), so that half-open
+    /// connections never fill the backlog.
     public static func listen(on stack: NetworkStack, port: UInt16, backlog: Int = 32) throws(SocketError) -> TCPListener {
         guard stack.withEngine({ $0.listen(port: port, backlog: backlog) }) else { throw .portInUse }
         return TCPListener(stack: stack, port: port)

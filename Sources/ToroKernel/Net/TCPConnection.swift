@@ -15,7 +15,19 @@
 //   rule excluding ACKs that cover retransmitted data; backoff lasts until
 //   the next sample. Clock granularity G = 1 ms; minimumRTO 200 ms.
 // - A reset is accepted only at exactly RCV.NXT; one elsewhere in the window
-//   gets a challenge ACK (RFC 5961 §3.2). A SYN in the window resets (RFC 793).
+//   gets a challenge ACK (RFC 5961 §3.2), and so does a SYN on a synchronized
+//   connection (RFC 5961 §4.2, RFC 9293 §3.10.7.4) and an ACK of data never
+//   sent (§5.2); the connection stays. Challenge ACKs are rate-limited per
+//   connection (RFC 5961 §7). A SYN in the window of SYN-RECEIVED still resets.
+// - A half-open passive connection (SYN-RECEIVED) resends its SYN-ACK at most
+//   `maximumSYNACKRetransmissions` times (1 s, backing off: 63 s in all by
+//   default, Linux's tcp_synack_retries) and then ends without a reset: its
+//   peer never answered, and under a SYN flood does not exist.
+// - Every value from the peer is treated as hostile: sequence and
+//   acknowledgement numbers are compared and moved in wrapping arithmetic
+//   (seqDiff/seqAdd), windows and the MSS are widened from UInt16, the MSS
+//   it announces is raised to `minimumPeerMSS`, and out-of-order pieces held
+//   are bounded in bytes and in number.
 // - FIN_WAIT_2's timeout restarts with every segment from the peer, and the
 //   idle timeout counts from the last segment received in any synchronized
 //   state but TIME_WAIT.
@@ -40,6 +52,24 @@ public struct TCPConfiguration {
     /// Consecutive RTO expiries of the same data (or SYN) tolerated: the next one
     /// gives up (closeReason .timedOut, RST sent).
     public var maximumRetransmissions: Int = 8
+    /// SYN-ACK retransmissions of a passive connection before it gives up,
+    /// silently: with `initialRTO` 1 s doubling, sent at 0, 1, 3, 7, 15, 31 s
+    /// and forgotten at 63 s (Linux's tcp_synack_retries, 5). The listener's
+    /// SYN queue bound (NetStackConfiguration) is what protects service
+    /// during a flood; this only makes every half-open entry end.
+    public var maximumSYNACKRetransmissions: Int = 5
+    /// Challenge ACKs (RFC 5961) sent at most this many times per
+    /// `challengeACKInterval` and connection; more are not answered (§7), so
+    /// a blind attacker cannot make us send as fast as it sends.
+    public var challengeACKLimit: Int = 10
+    public var challengeACKInterval: UInt64 = 1_000_000_000
+    /// The smallest MSS we believe from a peer (Linux's tcp_min_snd_mss): an
+    /// MSS of 0 or 1 would make every byte a segment and every segment a
+    /// send time kept for the RTT estimate.
+    public var minimumPeerMSS: Int = 48
+    /// Out-of-order pieces held at most (besides their byte bound,
+    /// the receive buffer): tiny pieces must not make the list long.
+    public var maximumHeldSegments: Int = 64
     /// How long TIME_WAIT lasts (2*MSL, shortened).
     public var timeWait: UInt64 = 1_000_000_000
     /// In a synchronized state, nothing received from the peer for this long
@@ -85,6 +115,9 @@ public struct TCPConnectionCounters: Equatable {
     public var duplicateSegments = 0
     /// Ignored as unacceptable.
     public var badSegments = 0
+    /// Challenge ACKs sent (RFC 5961), and those the rate limit held back.
+    public var challengeACKs = 0
+    public var challengeACKsSuppressed = 0
 
     public init() {}
 }
@@ -194,6 +227,23 @@ public final class TCPConnection {
     /// A reset to send at the next output (abort, give-up, answer to a bad ACK).
     var pendingRST: TCPSegment?
 
+    // MARK: The stack's bookkeeping (NetStackCore's, kept here to spare it a
+    // search or a hash per segment)
+    /// In ``NetStackCore/dirty``: the next poll runs this connection.
+    var pollPending = false
+    /// ``nextDeadline`` as the stack last read it (.max for none): valid while
+    /// the connection is not `pollPending`, since only a segment, an
+    /// application call (both touch it) or its own output move it.
+    var knownDeadline = UInt64.max
+    /// In a listener's SYN queue: a passive connection not yet established.
+    var inSYNQueue = false
+    /// In the stack's table of connections.
+    var inTable = false
+    /// The RFC 5961 §7 rate limit: when the current interval began, and the
+    /// challenge ACKs sent in it.
+    var challengeIntervalStart: UInt64 = 0
+    var challengeACKsInInterval = 0
+
     /// The clock granularity G of RFC 6298 (2.2): 1 ms.
     static let granularity: UInt64 = 1_000_000
 
@@ -291,18 +341,22 @@ public final class TCPConnection {
         if state == .closed { return nil }
         if ackNow || fastRetransmitDue { return 0 }
         if (state == .synSent || state == .synReceived) && sendPointer == iss { return 0 }
-        var deadline: UInt64? = nil
-        func consider(_ time: UInt64?) {
-            if let time, deadline == nil || time < deadline! { deadline = time }
-        }
-        consider(rtoDeadline)
-        consider(delayedAckDeadline)
-        consider(timeWaitDeadline)
-        consider(finWait2Deadline)
+        var deadline = Self.earlier(rtoDeadline, delayedAckDeadline)
+        deadline = Self.earlier(deadline, timeWaitDeadline)
+        deadline = Self.earlier(deadline, finWait2Deadline)
         if isSynchronized && state != .timeWait && configuration.idleTimeout > 0 {
-            consider(lastReceived &+ configuration.idleTimeout)
+            deadline = Self.earlier(deadline, lastReceived &+ configuration.idleTimeout)
         }
         return deadline
+    }
+
+    /// The earlier of two optional times (nil: none). A plain function: a
+    /// nested closure here cost calls in every walk of the stack's table.
+    @inline(__always)
+    static func earlier(_ a: UInt64?, _ b: UInt64?) -> UInt64? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return a < b ? a : b
     }
 
     // MARK: - Application calls
@@ -421,6 +475,13 @@ public final class TCPConnection {
                 || (seqGEQ(last, rcvNxt) && seqLT(last, rcvAdvertisedRight))
         }
         guard acceptable else {
+            if flags.contains(.syn) && !flags.contains(.rst) && isSynchronized {
+                // RFC 9293 §3.10.7.4: a SYN gets a challenge ACK whatever its
+                // sequence number, under the same rate limit.
+                counters.badSegments += 1
+                challengeACK(now: now)
+                return
+            }
             if !flags.contains(.rst) {
                 ackNow = true
                 // A retransmitted FIN: our last ACK was lost; TIME_WAIT starts over.
@@ -438,7 +499,7 @@ public final class TCPConnection {
             // RFC 5961 §3.2: only an exact RST resets; one merely in the window gets a challenge ACK.
             guard sequence == rcvNxt else {
                 counters.badSegments += 1
-                ackNow = true
+                challengeACK(now: now)
                 return
             }
             switch state {
@@ -450,10 +511,19 @@ public final class TCPConnection {
         }
 
         if flags.contains(.syn) {
-            // A SYN in the window of a synchronized connection is an error (RFC 793): reset.
             counters.badSegments += 1
-            queueReset()
-            enterClosed(.reset)
+            guard isSynchronized else {
+                // SYN-RECEIVED: a second SYN, not the one we answered; the
+                // half-open connection is given up (RFC 793).
+                queueReset()
+                enterClosed(.reset)
+                return
+            }
+            // RFC 5961 §4.2 (RFC 9293 §3.10.7.4): a SYN on a synchronized
+            // connection may be a blind attacker's; resetting would hand it the
+            // connection. A challenge ACK tells a real peer that restarted where
+            // we are (it answers with an exact RST), and the connection stays.
+            challengeACK(now: now)
             return
         }
 
@@ -479,9 +549,9 @@ public final class TCPConnection {
         }
 
         if seqGT(ack, sndNxt) {
-            // Acknowledges something never sent.
+            // Acknowledges something never sent (RFC 5961 §5.2: a challenge ACK).
             counters.badSegments += 1
-            ackNow = true
+            challengeACK(now: now)
             return
         }
         let windowBefore = sndWnd
@@ -698,7 +768,11 @@ public final class TCPConnection {
             counters.duplicateSegments += 1
             return
         }
-        guard heldBytes + data.count <= configuration.receiveBufferSize else { return }
+        // Bounded in bytes (the window) and in pieces: a peer sending single
+        // bytes out of order must not make a list of thousands (memory, and an
+        // insertion that walks it). What is not held is sent again.
+        guard heldBytes + data.count <= configuration.receiveBufferSize, held.count < configuration.maximumHeldSegments
+        else { return }
         var removed = 0
         held.removeAll { piece in
             let covered = seqGEQ(piece.sequence, sequence) && seqLEQ(piece.end, end) && (!piece.fin || fin)
@@ -784,7 +858,7 @@ public final class TCPConnection {
             if sendPointer == iss {
                 var syn = TCPSegment(
                     sourcePort: local.port, destinationPort: remote.port, sequence: iss, acknowledgement: 0,
-                    flags: [.syn], window: UInt16(initialWindow),
+                    flags: [.syn], window: UInt16(clamping: initialWindow),
                     maximumSegmentSize: UInt16(clamping: max(configuration.maximumSegmentSize, 1)))
                 if state == .synReceived {
                     syn.flags.insert(.ack)
@@ -856,8 +930,12 @@ public final class TCPConnection {
             return
         }
         // RFC 6298 (5.4-5.7).
-        guard retries < configuration.maximumRetransmissions else {
-            if state != .synSent { queueReset() }
+        let halfOpen = state == .synReceived && passive
+        guard retries < (halfOpen ? configuration.maximumSYNACKRetransmissions : configuration.maximumRetransmissions) else {
+            // No reset from synSent (nothing to reset) nor from a half-open
+            // passive connection (its peer never spoke again; a flood's
+            // spoofed sources would only get more traffic).
+            if state != .synSent && !halfOpen { queueReset() }
             enterClosed(.timedOut)
             return
         }
@@ -970,7 +1048,7 @@ public final class TCPConnection {
     func stampACK(_ segment: inout TCPSegment) {
         let window = advertisedWindow()
         segment.acknowledgement = rcvNxt
-        segment.window = UInt16(window)
+        segment.window = UInt16(clamping: window)
         rcvAdvertisedRight = seqAdd(rcvNxt, window)
         ackNow = false
         delayedAckDeadline = nil
@@ -1041,8 +1119,26 @@ public final class TCPConnection {
         return seqLEQ(sndNxt, windowEnd) ? sndNxt : windowEnd
     }
 
+    /// The peer's MSS option (536 without one, RFC 9293 §3.7.1), raised to
+    /// `minimumPeerMSS`.
     func setPeerMSS(_ mss: UInt16?) {
-        peerMSS = mss.map { Int($0) } ?? 536
+        peerMSS = max(mss.map { Int($0) } ?? 536, configuration.minimumPeerMSS)
+    }
+
+    /// Sends an ACK now (RFC 5961's challenge ACK: SND.NXT, RCV.NXT), unless
+    /// `challengeACKLimit` of them went out in the current interval (§7).
+    func challengeACK(now: UInt64) {
+        if now &- challengeIntervalStart >= configuration.challengeACKInterval || now < challengeIntervalStart {
+            challengeIntervalStart = now
+            challengeACKsInInterval = 0
+        }
+        guard challengeACKsInInterval < configuration.challengeACKLimit else {
+            counters.challengeACKsSuppressed += 1
+            return
+        }
+        challengeACKsInInterval += 1
+        counters.challengeACKs += 1
+        ackNow = true
     }
 
     /// RFC 5681 §3.1: the initial window once the MSS is known.

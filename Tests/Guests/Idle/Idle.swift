@@ -12,7 +12,7 @@ struct Idle {
 
     static func main() {
         let line = Kernel.commandLine
-        let seconds = UInt64(max(line.integer("seconds") ?? 2, 0))
+        let seconds = UInt64(min(line.integer("seconds") ?? 2, 1_000_000))  // bounded: it becomes nanoseconds
         let poll = line.value("idle") == "poll"
         let cpus = BootInfo.current.cpuCount
         until = Clock.now + seconds * 1_000_000_000

@@ -8,7 +8,7 @@ struct Pinger {
     static func main() {
         let line = Kernel.commandLine
         let address = line.value("ip") ?? "10.77.0.2/24"
-        let seconds = UInt64(line.integer("seconds") ?? 5)
+        let seconds = UInt64(min(line.integer("seconds") ?? 5, 1_000_000))  // bounded: it becomes nanoseconds
         guard let net = VirtioNetDriver.start() else { fail("no virtio-net device") }
         guard let stack = NetworkStack.start(driver: net, address: address) else { fail("cannot start the stack") }
         print("net: serving \(stack.interface.address.dotted)/\(stack.interface.prefixLength) for \(seconds) s")

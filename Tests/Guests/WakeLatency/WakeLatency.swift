@@ -30,8 +30,8 @@ struct WakeLatency {
 
     static func main() {
         let line = Kernel.commandLine
-        let count = max(line.integer("count") ?? 1000, 1)
-        let gapMicroseconds = UInt64(max(line.integer("gap") ?? 1000, 0))
+        let count = min(max(line.integer("count") ?? 1000, 1), 100_000)  // one sample kept per round
+        let gapMicroseconds = UInt64(min(line.integer("gap") ?? 1000, 60_000_000))  // bounded: it becomes nanoseconds
         guard BootInfo.current.cpuCount >= 2 else {
             print("wake latency: needs at least 2 cpus (--cpus 2)")
             Kernel.exit(status: 2)
