@@ -186,6 +186,19 @@ final class ProfileReportTests: XCTestCase {
             return
         }
         XCTAssertEqual(Demangler.demangle(["$e9MisbehaveAAV4mainyyFZ", "kernel_cpuid"], tool: tool), ["static Misbehave.main()", "kernel_cpuid"])
+        // swift-demangle itself turns this assembly label into `$exception_common`.
+        XCTAssertEqual(
+            Demangler.demangle(["exception_common", "$e9MisbehaveAAV4mainyyFZ", "interrupt_common"], tool: tool),
+            ["exception_common", "static Misbehave.main()", "interrupt_common"])
+    }
+
+    func testOnlySwiftSymbolsCountAsMangled() {
+        for name in ["$s4main3fooyyF", "$e9MisbehaveAAV4mainyyFZ", "_$s4main3fooyyF", "$S4main3fooyyF", "_T04main3fooyyF"] {
+            XCTAssertTrue(Demangler.isMangled(name), name)
+        }
+        for name in ["exception_common", "kernel_cpuid", "memmove", "e", "$", ""] {
+            XCTAssertFalse(Demangler.isMangled(name), name)
+        }
     }
 
     func testJSONHasTheProfileOnlyWhenProfiling() throws {

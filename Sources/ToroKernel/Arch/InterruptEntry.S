@@ -111,6 +111,8 @@ kernel_interrupt_stubs:
  * vol. 3A, 6.15); the other stubs push a 0 in its place so that every frame
  * has the same layout.
  */
+/* A label for each run of stubs, so that a profile names them apart. */
+exception_stubs:
     .set vector, 0
     .rept 32
     .pushsection .rodata.kernel_interrupt_stubs
@@ -143,6 +145,7 @@ exception_common:
 /* MARK: - Interrupts (vectors 32-254) */
 
 /* The wake-up vector has its own stub (below); the others share interrupt_common. */
+interrupt_stubs:
     .set vector, 32
     .rept 223
     .if vector == WAKE_VECTOR

@@ -17,13 +17,25 @@ public enum Demangler {
 
     /// The demangled form of each name, in order; the names themselves when demangling is not possible.
     public static func demangle(_ names: [String], tool: String? = findTool()) -> [String] {
-        guard let tool, !names.isEmpty else { return names }
+        // Only Swift symbols go to the tool: it rewrites some plain names too
+        // (an assembly label `exception_common` comes back as `$exception_common`).
+        let swiftNames = names.filter(isMangled)
+        guard let tool, !swiftNames.isEmpty else { return names }
         // The names go as arguments (no stdin to feed, so no pipe deadlock); `--compact`
         // prints one line per name, the name itself when it is not a Swift symbol.
-        guard let output = run(tool, ["--simplified", "--compact"] + names) else { return names }
+        guard let output = run(tool, ["--simplified", "--compact"] + swiftNames) else { return names }
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard lines.count >= names.count else { return names }
-        return zip(names, lines).map { name, line in line.isEmpty ? name : line }
+        guard lines.count >= swiftNames.count else { return names }
+        var readable: [String: String] = [:]
+        for (name, line) in zip(swiftNames, lines) where !line.isEmpty { readable[name] = line }
+        return names.map { readable[$0] ?? $0 }
+    }
+
+    /// Whether `name` carries a Swift mangling prefix: `$s` (Swift 5 and
+    /// later), `$e` (Embedded Swift), `$S` (Swift 4.2), `_T0` (Swift 4), or
+    /// one of the first three with the underscore some platforms add.
+    public static func isMangled(_ name: String) -> Bool {
+        ["$s", "$e", "$S", "_$s", "_$e", "_$S", "_T0"].contains { name.hasPrefix($0) }
     }
 
     /// Runs `tool` with `arguments` and returns its standard output, or nil if it did not exit 0.
