@@ -6,6 +6,8 @@
 #   make images  build every image under Examples/ and Tests/Guests/ into .build/images/
 #   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency, HTTP;
 #                on a kvm_pvm host each one measures native and emulated mode side by side
+#   make fuzz    libFuzzer on the ELF loader, the virtio device model, the kernel's packet parsers and
+#                stack, the HTTP parser and session (scripts/fuzz.sh; FUZZ_SECONDS, FUZZ_RUNS, FUZZ_TARGETS)
 
 # The Swift toolchain: `swift` on PATH if there is one, else the one installed at
 # /opt/swift. Its bin directory goes first on PATH for every recipe, so that the
@@ -23,7 +25,7 @@ VMM_RELEASE := .build/release/toro-vmm
 DEFAULT_IMAGE ?= WebServer
 CPUS ?= 2
 
-.PHONY: all build release images run test unit-test integration-test stress bench bench-boot bench-idle bench-idlecases bench-latency bench-http clean
+.PHONY: all build release images run test unit-test integration-test stress fuzz bench bench-boot bench-idle bench-idlecases bench-latency bench-http clean
 
 all: build images
 
@@ -60,6 +62,12 @@ stress: build images
 	scripts/install-test-deps.sh
 	SWIFT=$(SWIFT) scripts/stress-tests.sh $(ROUNDS)
 
+# Each fuzz target of Tests/Fuzz in turn, for FUZZ_SECONDS (default 60) or FUZZ_RUNS
+# (default 1000000) executions, whichever comes first; FUZZ_TARGETS="NetStack HTTPSession"
+# runs some. Built by plain swiftc into .build-fuzz/, apart from SwiftPM's build.
+fuzz:
+	scripts/fuzz.sh $(FUZZ_TARGETS)
+
 bench: bench-boot bench-idle bench-idlecases bench-latency bench-http
 
 bench-boot: release images
@@ -80,4 +88,4 @@ bench-http: release images
 	scripts/bench-http.py
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz
