@@ -556,9 +556,15 @@ public final class VirtioMMIOBus: @unchecked Sendable {
         return true
     }
 
+    /// The device whose window holds all of `[address, address + length)`, and the offset
+    /// in it. Measured as an offset from the window's base, never as `address + length`,
+    /// which wraps for an address near 2^64 (found by the Virtio fuzz target: the wrapped
+    /// sum passed the check and the offset then trapped converting to Int).
     private func slot(for address: UInt64, length: Int) -> (Slot, Int)? {
-        for slot in slots where address >= slot.base && address &+ UInt64(length) <= slot.base + VirtioMMIOTransport.windowSize {
-            return (slot, Int(address - slot.base))
+        let window = VirtioMMIOTransport.windowSize
+        for slot in slots where address >= slot.base {
+            let offset = address - slot.base
+            if offset <= window && window - offset >= UInt64(length) { return (slot, Int(offset)) }
         }
         return nil
     }
