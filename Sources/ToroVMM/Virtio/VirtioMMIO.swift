@@ -354,13 +354,20 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     }
 
     /// §2.1, §3.1.1: the driver's side of initialization, and reset by writing 0.
+    ///
+    /// The device status is a byte the driver only adds bits to (§2.1.1: it must not
+    /// clear one; writing 0 resets). A write that would clear bits leaves them set:
+    /// otherwise a driver could clear FEATURES_OK under DRIVER_OK (found by the Virtio
+    /// fuzz target), leaving DRIVER_OK alone and feature negotiation open again while
+    /// the device runs. Bits above the byte are not status bits and are dropped.
     private func writeStatus(_ value: UInt32) -> Bool {
         if value == 0 {
             resetLocked()
             return false
         }
-        let added = value & ~status
-        var newStatus = (status & Virtio.statusDeviceNeedsReset) | (value & ~Virtio.statusDeviceNeedsReset)
+        let written = value & 0xFF & ~Virtio.statusDeviceNeedsReset
+        let added = written & ~status
+        var newStatus = status | written
         if added & Virtio.statusFeaturesOK != 0 {
             // §2.2.2: accept only a subset of what was offered, with VERSION_1 (modern only).
             let offered = device.deviceFeatures
