@@ -391,7 +391,8 @@ enum NetStackFuzz {
         let configuration = run.configuration
         let tcp = configuration.tcp
         for (key, connection) in stack.connections {
-            let name = "connection \(key.remote.dotted):\(key.remotePort)->\(key.localPort) (\(connection.state))"
+            // Built only for a message: every step checks every connection.
+            var name: String { "connection \(key.remote.dotted):\(key.remotePort)->\(key.localPort) (\(connection.state))" }
             try fuzzExpect(connection.inTable, "\(name) in the table but not marked so")
             try fuzzExpect(
                 key.remote == connection.remote.address && key.remotePort == connection.remote.port
