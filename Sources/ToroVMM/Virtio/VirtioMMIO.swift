@@ -333,7 +333,8 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
             }
             // Check the layout now, so that the driver hears about it before DRIVER_OK.
             do throws(VirtqueueError) {
-                _ = try makeQueue(index)
+                let queue = try makeQueue(index)
+                try checkOverlap(queue, index: index)
                 queues[index].ready = true
             } catch {
                 return fail(.queue(index: index, error))
@@ -341,6 +342,21 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         default: break
         }
         return false
+    }
+
+    /// §2.7: no part of a queue may share bytes with a part of another ready queue
+    /// (the device writes its device area, and frames into receive buffers).
+    private func checkOverlap(_ queue: SplitVirtqueue, index: Int) throws(VirtqueueError) {
+        for other in queues.indices where other != index && queues[other].ready {
+            guard let ready = try? makeQueue(other) else { continue }
+            for part in queue.parts {
+                for otherPart in ready.parts where otherPart.overlaps(part.start, part.length) {
+                    throw .ringsOverlap(
+                        part: part.name, address: part.start, other: "queue \(other) \(otherPart.name)",
+                        otherAddress: otherPart.start)
+                }
+            }
+        }
     }
 
     private func makeQueue(_ index: Int) throws(VirtqueueError) -> SplitVirtqueue {
@@ -377,6 +393,11 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
             for index in queues.indices {
                 ready.append(queues[index].ready ? try? makeQueue(index) : nil)
             }
+            // A device-writable buffer must stay clear of every ready queue's rings.
+            let guarded = ready.enumerated().flatMap { index, queue in
+                (queue?.parts ?? []).map { RingPart(name: "queue \(index) \($0.name)", start: $0.start, length: $0.length) }
+            }
+            for index in ready.indices { ready[index]?.guardedParts = guarded }
             device.activate(VirtioActivation(features: driverFeatures, memory: memory, queues: ready))
         }
         return false
