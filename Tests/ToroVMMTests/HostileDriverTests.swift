@@ -80,4 +80,45 @@ final class HostileDriverTests: XCTestCase {
         XCTAssertFalse(driver.needsReset, "\(driver.errors)")
         XCTAssertEqual(driver.backend.sent.count, 1)
     }
+
+    // MARK: Accesses that name no register
+
+    func testIgnoredAccessesAreCountedAndChangeNothing() throws {
+        let driver = try FakeVirtioDriver()
+        let t = driver.transport
+        XCTAssertEqual(t.read(offset: R.magicValue, size: 1), 0)  // wrong width
+        XCTAssertEqual(t.read(offset: R.magicValue, size: 8), 0)
+        XCTAssertEqual(t.read(offset: R.magicValue + 1, size: 4), 0)  // unaligned
+        XCTAssertEqual(t.read(offset: 0x0C0, size: 4), 0)  // reserved
+        XCTAssertEqual(t.read(offset: R.queueNotify, size: 4), 0)  // write-only
+        XCTAssertEqual(t.read(offset: R.config, size: 3), 0)  // no 3-byte access
+        XCTAssertEqual(t.ignoredAccesses, 6)
+        t.write(offset: R.status, size: 1, value: 1)
+        t.write(offset: R.status, size: 8, value: 1)
+        t.write(offset: R.status + 2, size: 4, value: 1)
+        t.write(offset: R.magicValue, size: 4, value: 0)  // read-only
+        t.write(offset: R.config, size: 1, value: 0xFF)  // the MAC is not writable
+        t.write(offset: R.config, size: 4, value: 0xFFFF_FFFF)
+        XCTAssertEqual(t.ignoredAccesses, 12)
+        XCTAssertEqual(driver.status, 0)
+        XCTAssertEqual(driver.read(R.magicValue), VirtioMMIOTransport.magic)
+        XCTAssertEqual(t.read(offset: R.config, size: 1), UInt64(FakeVirtioDriver.mac[0]))
+        XCTAssertEqual(t.errorCount, 0)
+        // A normal start ignores nothing.
+        let normal = try FakeVirtioDriver()
+        normal.start()
+        XCTAssertEqual(normal.transport.ignoredAccesses, 0)
+    }
+
+    func testBusNeverWrapsAtTheTopOfTheAddressSpace() throws {
+        let driver = try FakeVirtioDriver()
+        let bus = VirtioMMIOBus()
+        XCTAssertTrue(bus.add(driver.transport, base: 0xD100_0000, irq: 5))
+        XCTAssertNil(bus.read(address: UInt64.max - 3, length: 8))
+        XCTAssertNil(bus.read(address: UInt64.max, length: 1))
+        XCTAssertFalse(bus.write(address: UInt64.max - 1, data: [1, 2, 3, 4]))
+        XCTAssertNil(bus.read(address: 0xD100_01FC, length: 8))
+        XCTAssertEqual(bus.read(address: 0xD100_01F8, length: 8), [0, 0, 0, 0, 0, 0, 0, 0])
+        XCTAssertNil(bus.read(address: 0xD0FF_FFFF, length: 2))
+    }
 }

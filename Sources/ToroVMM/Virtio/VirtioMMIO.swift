@@ -117,6 +117,10 @@ public enum Virtio {
 /// thread calls.
 /// Guest mistakes never trap: they set DEVICE_NEEDS_RESET (§2.1.2), which is
 /// reported once through `onError` until the driver resets the device.
+/// Accesses that name no register or use the wrong width (registers take
+/// aligned 32-bit accesses, §4.2.2), writes to read-only registers and the
+/// configuration space, and reads of write-only registers are ignored and
+/// counted (``ignoredAccesses``); they are no error.
 public final class VirtioMMIOTransport: @unchecked Sendable {
     /// §4.2.2 register offsets.
     public enum Register {
@@ -192,6 +196,9 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
 
     /// Every error since the VM started, including the ones not reported.
     public private(set) var errorCount: UInt64 = 0
+    /// Register accesses ignored since the VM started (see the type's description),
+    /// and notifications that came while the device waited for a reset.
+    public private(set) var ignoredAccesses: UInt64 = 0
     /// Interrupts raised.
     public private(set) var interruptCount: UInt64 = 0
     /// The first error since the last reset, if any.
@@ -223,12 +230,17 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     public func read(offset: Int, size: Int) -> UInt64 {
         lock.withLock {
             if offset >= Register.config { return readConfig(offset - Register.config, size: size) }
-            guard size == 4, offset & 3 == 0 else { return 0 }
-            return UInt64(readRegister(offset))
+            guard size == 4, offset & 3 == 0, let value = readRegister(offset) else {
+                ignoredAccesses &+= 1
+                return 0
+            }
+            return UInt64(value)
         }
     }
 
-    private func readRegister(_ offset: Int) -> UInt32 {
+    /// A register's value; nil where no readable register is (reserved offsets and
+    /// the write-only registers, which read as 0).
+    private func readRegister(_ offset: Int) -> UInt32? {
         switch offset {
         case Register.magicValue: return VirtioMMIOTransport.magic
         case Register.version: return VirtioMMIOTransport.version
@@ -252,14 +264,17 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         case Register.shmLenLow, Register.shmLenHigh, Register.shmBaseLow, Register.shmBaseHigh:
             return 0xFFFF_FFFF  // §4.2.2: no shared memory region
         case Register.configGeneration: return configGeneration
-        default: return 0
+        default: return nil
         }
     }
 
     /// §4.2.2: the device-specific configuration space, 8/16/32-bit little-endian
     /// accesses; bytes past its end read as 0.
     private func readConfig(_ offset: Int, size: Int) -> UInt64 {
-        guard size == 1 || size == 2 || size == 4 || size == 8 else { return 0 }
+        guard size == 1 || size == 2 || size == 4 || size == 8 else {
+            ignoredAccesses &+= 1
+            return 0
+        }
         let bytes = device.configSpace
         var value: UInt64 = 0
         for i in 0..<size where offset + i < bytes.count {
@@ -277,7 +292,10 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     public func write(offset: Int, size: Int, value: UInt64) {
         var raise = false
         lock.withLock {
-            guard offset < Register.config, size == 4, offset & 3 == 0 else { return }
+            guard offset < Register.config, size == 4, offset & 3 == 0 else {
+                ignoredAccesses &+= 1
+                return
+            }
             raise = writeRegister(offset, UInt32(truncatingIfNeeded: value))
         }
         if raise { signal() }
@@ -290,11 +308,14 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         case Register.driverFeaturesSel: driverFeaturesSel = value
         case Register.driverFeatures:
             // §3.1.1: features are written before FEATURES_OK and not after.
-            guard status & Virtio.statusFeaturesOK == 0 else { return false }
+            guard status & Virtio.statusFeaturesOK == 0 else {
+                ignoredAccesses &+= 1
+                return false
+            }
             switch driverFeaturesSel {
             case 0: driverFeatures = (driverFeatures & ~0xFFFF_FFFF) | UInt64(value)
             case 1: driverFeatures = (driverFeatures & 0xFFFF_FFFF) | (UInt64(value) << 32)
-            default: break
+            default: ignoredAccesses &+= 1  // no feature bits beyond 63 (§4.2.2)
             }
         case Register.queueSel: queueSel = value
         case Register.queueNum, Register.queueDescLow, Register.queueDescHigh, Register.queueDriverLow,
@@ -306,7 +327,8 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
             interruptStatus &= ~value
         case Register.status:
             return writeStatus(value)
-        default: break
+        default:
+            ignoredAccesses &+= 1  // read-only or reserved
         }
         return false
     }
@@ -315,9 +337,15 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         guard status & Virtio.statusFeaturesOK != 0 else {
             return fail(.queueBeforeFeaturesOK(register: registerName(offset)))
         }
-        guard let index = selectedQueue else { return false }
+        guard let index = selectedQueue else {
+            ignoredAccesses &+= 1  // QueueSel names no queue
+            return false
+        }
         // §4.2.2: queue registers may change only while QueueReady is 0.
-        if offset != Register.queueReady && queues[index].ready { return false }
+        if offset != Register.queueReady && queues[index].ready {
+            ignoredAccesses &+= 1
+            return false
+        }
         switch offset {
         case Register.queueNum: queues[index].size = UInt16(truncatingIfNeeded: value)
         case Register.queueDescLow: setLow(&queues[index].descriptors, value)
@@ -420,7 +448,10 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     }
 
     private func notify(queue: Int, count: UInt64) -> Bool {
-        guard status & Virtio.statusDeviceNeedsReset == 0 else { return false }
+        guard status & Virtio.statusDeviceNeedsReset == 0 else {
+            ignoredAccesses &+= count
+            return false
+        }
         guard status & Virtio.statusDriverOK != 0, queue < queues.count, queues[queue].ready else {
             return fail(.notifyNotReady(queue: queue))
         }
@@ -577,8 +608,10 @@ public final class VirtioMMIOBus: @unchecked Sendable {
         return true
     }
 
+    /// The device whose window holds all of `[address, address + length)` (1-8 bytes),
+    /// and the offset in it. Written so that no address, however high, wraps.
     private func slot(for address: UInt64, length: Int) -> (Slot, Int)? {
-        for slot in slots where address >= slot.base && address &+ UInt64(length) <= slot.base + VirtioMMIOTransport.windowSize {
+        for slot in slots where address >= slot.base && address - slot.base <= VirtioMMIOTransport.windowSize - UInt64(length) {
             return (slot, Int(address - slot.base))
         }
         return nil
