@@ -81,6 +81,100 @@ final class HostileDriverTests: XCTestCase {
         XCTAssertEqual(driver.backend.sent.count, 1)
     }
 
+    // MARK: Status
+
+    func testClearingStatusBitsWithoutAResetIsAnError() throws {
+        let driver = try FakeVirtioDriver()
+        driver.start()
+        driver.write(R.status, Virtio.statusAcknowledge)
+        XCTAssertTrue(driver.needsReset)
+        XCTAssertEqual(driver.transport.lastError, .statusCleared(from: allStatus, to: Virtio.statusAcknowledge))
+        // Reported to the running driver as a configuration change.
+        XCTAssertEqual(driver.read(R.interruptStatus), VirtioMMIOTransport.interruptConfigChange)
+        // The status keeps its bits and gains DEVICE_NEEDS_RESET.
+        XCTAssertEqual(driver.status, allStatus | Virtio.statusDeviceNeedsReset)
+    }
+
+    func testADriverThatGivesUpMayWriteFailedAlone() throws {
+        let driver = try FakeVirtioDriver()
+        driver.negotiate()
+        driver.write(R.status, Virtio.statusFailed)
+        XCTAssertFalse(driver.needsReset, "\(driver.errors)")
+        XCTAssertEqual(driver.status, Virtio.statusFailed)
+    }
+
+    func testTheDriverCannotSetNeedsResetOrUndefinedBits() throws {
+        let driver = try FakeVirtioDriver()
+        driver.write(R.status, Virtio.statusAcknowledge | Virtio.statusDeviceNeedsReset | 0x30 | 0xFFFF_0000)
+        XCTAssertEqual(driver.status, Virtio.statusAcknowledge)
+        XCTAssertFalse(driver.needsReset)
+        XCTAssertEqual(driver.transport.ignoredAccesses, 1)
+    }
+
+    func testQueueRegistersAfterDriverOKAreAnError() throws {
+        for register in [R.queueReady, R.queueNum, R.queueDescLow, R.queueDeviceHigh] {
+            let driver = try FakeVirtioDriver()
+            driver.start()
+            driver.write(R.queueSel, 0)
+            driver.write(register, 0)
+            XCTAssertTrue(driver.needsReset)
+            guard case .queueAfterDriverOK = driver.transport.lastError else {
+                return XCTFail("\(String(describing: driver.transport.lastError))")
+            }
+        }
+    }
+
+    /// A receive queue the driver disables after DRIVER_OK gets no more frames
+    /// (before, the device kept writing into it).
+    func testAReceiveQueueDisabledAfterDriverOKIsNotWritten() throws {
+        let driver = try FakeVirtioDriver()
+        driver.start()
+        let buffer = try driver.buffer([UInt8](repeating: 0, count: 1526))
+        try driver.publish(0, try driver.addChain(0, [(buffer, 1526, true)]))
+        driver.write(R.queueSel, 0)
+        driver.write(R.queueReady, 0)
+        driver.backend.inject([UInt8](repeating: 0xEE, count: 60))
+        driver.transport.poll()
+        XCTAssertTrue(driver.needsReset)
+        XCTAssertEqual(try driver.usedIndex(0), 0)
+        XCTAssertFalse(try driver.memory.read(at: GuestAddress(buffer), count: 72).contains(0xEE))
+    }
+
+    /// Once it needs a reset the device takes nothing but the reset: a DRIVER_OK
+    /// written meanwhile would start it again on queues the driver gave up.
+    func testWritesWhileTheDeviceNeedsAResetAreIgnored() throws {
+        let driver = try FakeVirtioDriver()
+        driver.negotiate()
+        driver.setUpQueue(0)
+        driver.write(R.queueNum, 3)  // ignored while ready
+        driver.write(R.queueReady, 0)
+        driver.write(R.queueNum, 3)
+        driver.write(R.queueReady, 1)  // bad size: needs a reset
+        XCTAssertTrue(driver.needsReset)
+        let ignoredBefore = driver.transport.ignoredAccesses
+
+        driver.write(R.queueNum, 256)
+        driver.write(R.queueReady, 1)
+        driver.write(R.status, allStatus)
+        driver.write(R.driverFeatures, 0xFFFF_FFFF)
+        for _ in 0..<100 { driver.notify(1) }
+        XCTAssertEqual(driver.status, Virtio.statusAcknowledge | Virtio.statusDriver | Virtio.statusFeaturesOK
+            | Virtio.statusDeviceNeedsReset)
+        XCTAssertEqual(driver.transport.ignoredAccesses - ignoredBefore, 104)
+        XCTAssertEqual(driver.transport.errorCount, 1)
+        XCTAssertEqual(driver.device.counters.notifications, 0)
+
+        // The reset still works, and so does the device after it.
+        driver.write(R.status, 0)
+        XCTAssertEqual(driver.status, 0)
+        driver.start()
+        let head = try driver.addChain(1, [(try driver.buffer([UInt8](repeating: 0, count: 72)), 72, false)])
+        try driver.publish(1, head)
+        driver.notify(1)
+        XCTAssertFalse(driver.needsReset)
+        XCTAssertEqual(driver.backend.sent.count, 1)
+    }
+
     // MARK: Accesses that name no register
 
     func testIgnoredAccessesAreCountedAndChangeNothing() throws {

@@ -12,6 +12,11 @@ public enum VirtioDeviceError: Error, Equatable, CustomStringConvertible {
     case queueBeforeFeaturesOK(register: String)
     /// The driver notified a queue before DRIVER_OK, or a queue that is not ready.
     case notifyNotReady(queue: Int)
+    /// The driver wrote a queue register after DRIVER_OK: the device already runs
+    /// the queues as they were (§3.1.1: queues are set up before DRIVER_OK).
+    case queueAfterDriverOK(register: String)
+    /// The driver cleared status bits without a reset (§2.1.2: it must not).
+    case statusCleared(from: UInt32, to: UInt32)
     /// A guest memory access the queue checks should have made impossible was refused.
     case memory(queue: Int, GuestMemoryError)
     /// A virtio-net buffer has the wrong shape for its queue (§5.1.6).
@@ -22,6 +27,9 @@ public enum VirtioDeviceError: Error, Equatable, CustomStringConvertible {
         case let .queue(index, error): return "queue \(index): \(error)"
         case let .queueBeforeFeaturesOK(register): return "driver wrote \(register) before FEATURES_OK"
         case let .notifyNotReady(queue): return "driver notified queue \(queue) before it was ready and DRIVER_OK was set"
+        case let .queueAfterDriverOK(register): return "driver wrote \(register) after DRIVER_OK"
+        case let .statusCleared(from, to):
+            return "driver cleared device status bits without a reset (0x\(String(from, radix: 16)) to 0x\(String(to, radix: 16)))"
         case let .memory(queue, error): return "queue \(queue): \(error)"
         case let .network(error): return error.description
         }
@@ -100,6 +108,9 @@ public enum Virtio {
     public static let statusFeaturesOK: UInt32 = 8
     public static let statusDeviceNeedsReset: UInt32 = 64
     public static let statusFailed: UInt32 = 128
+    /// The bits a driver may write (§2.1): every defined one but DEVICE_NEEDS_RESET,
+    /// which only the device sets.
+    public static let statusDriverBits: UInt32 = statusAcknowledge | statusDriver | statusDriverOK | statusFeaturesOK | statusFailed
 
     public static let featureVersion1: UInt64 = 1 << 32
     public static let featureIndirectDescriptors: UInt64 = 1 << 28
@@ -116,11 +127,12 @@ public enum Virtio {
 /// ``serviceNotifications(queue:)``. Everything runs under one lock, whichever
 /// thread calls.
 /// Guest mistakes never trap: they set DEVICE_NEEDS_RESET (§2.1.2), which is
-/// reported once through `onError` until the driver resets the device.
-/// Accesses that name no register or use the wrong width (registers take
-/// aligned 32-bit accesses, §4.2.2), writes to read-only registers and the
-/// configuration space, and reads of write-only registers are ignored and
-/// counted (``ignoredAccesses``); they are no error.
+/// reported once through `onError` until the driver resets the device. Until
+/// then the device ignores every write but a reset (status 0), the selectors
+/// and InterruptACK. Accesses that name no register or use the wrong width
+/// (registers take aligned 32-bit accesses, §4.2.2), writes to read-only
+/// registers and the configuration space, and reads of write-only registers
+/// are ignored and counted (``ignoredAccesses``); they are no error.
 public final class VirtioMMIOTransport: @unchecked Sendable {
     /// §4.2.2 register offsets.
     public enum Register {
@@ -303,6 +315,17 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
 
     /// Returns whether an interrupt is to be raised.
     private func writeRegister(_ offset: Int, _ value: UInt32) -> Bool {
+        if status & Virtio.statusDeviceNeedsReset != 0 {
+            // §2.1.2: the device waits for a reset; what the driver writes meanwhile
+            // would act on state it has already given up (and could activate queues).
+            switch offset {
+            case Register.deviceFeaturesSel, Register.driverFeaturesSel, Register.queueSel, Register.interruptACK: break
+            case Register.status where value == 0: break
+            default:
+                ignoredAccesses &+= 1
+                return false
+            }
+        }
         switch offset {
         case Register.deviceFeaturesSel: deviceFeaturesSel = value
         case Register.driverFeaturesSel: driverFeaturesSel = value
@@ -336,6 +359,9 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     private func writeQueueRegister(_ offset: Int, _ value: UInt32) -> Bool {
         guard status & Virtio.statusFeaturesOK != 0 else {
             return fail(.queueBeforeFeaturesOK(register: registerName(offset)))
+        }
+        guard status & Virtio.statusDriverOK == 0 else {
+            return fail(.queueAfterDriverOK(register: registerName(offset)))
         }
         guard let index = selectedQueue else {
             ignoredAccesses &+= 1  // QueueSel names no queue
@@ -398,13 +424,22 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     }
 
     /// §2.1, §3.1.1: the driver's side of initialization, and reset by writing 0.
+    /// The driver sets bits and never clears one (§2.1.2) but to reset, or to say it
+    /// gave up (FAILED); bits it may not write (DEVICE_NEEDS_RESET, undefined ones)
+    /// are ignored.
     private func writeStatus(_ value: UInt32) -> Bool {
         if value == 0 {
             resetLocked()
             return false
         }
-        let added = value & ~status
-        var newStatus = (status & Virtio.statusDeviceNeedsReset) | (value & ~Virtio.statusDeviceNeedsReset)
+        if value & ~Virtio.statusDriverBits != 0 { ignoredAccesses &+= 1 }
+        let written = value & Virtio.statusDriverBits
+        let cleared = status & Virtio.statusDriverBits & ~written
+        if cleared != 0 && written & Virtio.statusFailed == 0 {
+            return fail(.statusCleared(from: status, to: written))
+        }
+        let added = written & ~status
+        var newStatus = (status & Virtio.statusDeviceNeedsReset) | written
         if added & Virtio.statusFeaturesOK != 0 {
             // §2.2.2: accept only a subset of what was offered, with VERSION_1 (modern only).
             let offered = device.deviceFeatures
