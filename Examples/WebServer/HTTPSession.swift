@@ -4,8 +4,14 @@
 // responses to send, in order, and whether to close afterwards. No I/O here, so
 // the host tests drive it exactly as the server does.
 //
-// Decisions, after a head has parsed (HTTPRequest.swift lists the 400s, 413 and 505):
-// - Transfer-Encoding present: 501, close (the server decodes no transfer codings).
+// Decisions, after a head has parsed (HTTPRequest.swift lists the 400s, 414,
+// 431, 501 and 505 the parser gives):
+// - Transfer-Encoding present (RFC 9112 §6.1, §6.3), always closing: 400 when
+//   chunked is not the last coding (the body's length cannot be known), when
+//   chunked is named twice, or in an HTTP/1.0 request (whose framing must then
+//   be treated as faulty); 501 when another coding is named (the server
+//   decodes none); else (plain chunked) 411 Length Required: the server reads
+//   no chunked body, and RFC 9112 §6.3 lets it ask for a Content-Length.
 // - GET, HEAD: a body longer than HTTPLimits.maximumBodyBytes is a 413, close;
 //   otherwise the page at the path (query ignored) or a 404.
 // - POST, PUT, DELETE, OPTIONS, PATCH, CONNECT, TRACE: 405 with Allow: GET, HEAD;
@@ -42,7 +48,10 @@ public struct HTTPStatusCounts: Equatable, Sendable {
     public var badRequest = 0
     public var notFound = 0
     public var methodNotAllowed = 0
+    public var lengthRequired = 0
     public var contentTooLarge = 0
+    public var uriTooLong = 0
+    public var requestHeaderFieldsTooLarge = 0
     public var notImplemented = 0
     public var serviceUnavailable = 0
     public var httpVersionNotSupported = 0
@@ -56,7 +65,10 @@ public struct HTTPStatusCounts: Equatable, Sendable {
             case .badRequest: return badRequest
             case .notFound: return notFound
             case .methodNotAllowed: return methodNotAllowed
+            case .lengthRequired: return lengthRequired
             case .contentTooLarge: return contentTooLarge
+            case .uriTooLong: return uriTooLong
+            case .requestHeaderFieldsTooLarge: return requestHeaderFieldsTooLarge
             case .notImplemented: return notImplemented
             case .serviceUnavailable: return serviceUnavailable
             case .httpVersionNotSupported: return httpVersionNotSupported
@@ -68,7 +80,10 @@ public struct HTTPStatusCounts: Equatable, Sendable {
             case .badRequest: badRequest = newValue
             case .notFound: notFound = newValue
             case .methodNotAllowed: methodNotAllowed = newValue
+            case .lengthRequired: lengthRequired = newValue
             case .contentTooLarge: contentTooLarge = newValue
+            case .uriTooLong: uriTooLong = newValue
+            case .requestHeaderFieldsTooLarge: requestHeaderFieldsTooLarge = newValue
             case .notImplemented: notImplemented = newValue
             case .serviceUnavailable: serviceUnavailable = newValue
             case .httpVersionNotSupported: httpVersionNotSupported = newValue
@@ -78,8 +93,8 @@ public struct HTTPStatusCounts: Equatable, Sendable {
 
     /// The sum of every count.
     public var total: Int {
-        ok + badRequest + notFound + methodNotAllowed + contentTooLarge + notImplemented
-            + serviceUnavailable + httpVersionNotSupported
+        ok + badRequest + notFound + methodNotAllowed + lengthRequired + contentTooLarge + uriTooLong
+            + requestHeaderFieldsTooLarge + notImplemented + serviceUnavailable + httpVersionNotSupported
     }
 
     /// Adds `other`'s counts (merging sessions into server totals).
@@ -88,7 +103,10 @@ public struct HTTPStatusCounts: Equatable, Sendable {
         badRequest += other.badRequest
         notFound += other.notFound
         methodNotAllowed += other.methodNotAllowed
+        lengthRequired += other.lengthRequired
         contentTooLarge += other.contentTooLarge
+        uriTooLong += other.uriTooLong
+        requestHeaderFieldsTooLarge += other.requestHeaderFieldsTooLarge
         notImplemented += other.notImplemented
         serviceUnavailable += other.serviceUnavailable
         httpVersionNotSupported += other.httpVersionNotSupported
@@ -208,7 +226,15 @@ public struct HTTPSession: Sendable {
                           into output: inout HTTPOutput) -> Bool {
         let isHead = head.method == .head
         if head.hasTransferEncoding {
-            send(site.notImplemented, close: true, head: isHead, into: &output)
+            let answer: PreparedResponse
+            if !head.chunkedIsLast || head.chunkedCodings > 1 || head.minorVersion == 0 {
+                answer = site.badRequest
+            } else if head.otherTransferCodings {
+                answer = site.notImplemented
+            } else {
+                answer = site.lengthRequired
+            }
+            send(answer, close: true, head: isHead, into: &output)
             return true
         }
         let bodyTooLarge = head.bodyLength > limits.maximumBodyBytes
