@@ -16,6 +16,9 @@ public enum HTTPStatus: Int, Equatable, Sendable {
     case badRequest = 400
     case notFound = 404
     case methodNotAllowed = 405
+    /// RFC 9110 §15.5.9: a request that began but did not arrive whole within
+    /// the server's time for it (a head that never ends); the connection closes.
+    case requestTimeout = 408
     /// RFC 9110 §15.5.12: a request body in chunked transfer coding, which
     /// this server does not decode: RFC 9112 §6.3 lets a server refuse a
     /// body without a Content-Length with 411.
@@ -42,6 +45,7 @@ public enum HTTPStatus: Int, Equatable, Sendable {
         case .badRequest: return "Bad Request"
         case .notFound: return "Not Found"
         case .methodNotAllowed: return "Method Not Allowed"
+        case .requestTimeout: return "Request Timeout"
         case .lengthRequired: return "Length Required"
         case .contentTooLarge: return "Content Too Large"
         case .uriTooLong: return "URI Too Long"
@@ -54,7 +58,7 @@ public enum HTTPStatus: Int, Equatable, Sendable {
 
     /// Every status, in the order of `HTTPStatusCounts`.
     public static var all: [HTTPStatus] {[
-        .ok, .badRequest, .notFound, .methodNotAllowed, .lengthRequired, .contentTooLarge,
+        .ok, .badRequest, .notFound, .methodNotAllowed, .requestTimeout, .lengthRequired, .contentTooLarge,
         .uriTooLong, .requestHeaderFieldsTooLarge, .notImplemented, .serviceUnavailable, .httpVersionNotSupported,
     ]}
 }

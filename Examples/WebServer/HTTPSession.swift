@@ -48,6 +48,7 @@ public struct HTTPStatusCounts: Equatable, Sendable {
     public var badRequest = 0
     public var notFound = 0
     public var methodNotAllowed = 0
+    public var requestTimeout = 0
     public var lengthRequired = 0
     public var contentTooLarge = 0
     public var uriTooLong = 0
@@ -65,6 +66,7 @@ public struct HTTPStatusCounts: Equatable, Sendable {
             case .badRequest: return badRequest
             case .notFound: return notFound
             case .methodNotAllowed: return methodNotAllowed
+            case .requestTimeout: return requestTimeout
             case .lengthRequired: return lengthRequired
             case .contentTooLarge: return contentTooLarge
             case .uriTooLong: return uriTooLong
@@ -80,6 +82,7 @@ public struct HTTPStatusCounts: Equatable, Sendable {
             case .badRequest: badRequest = newValue
             case .notFound: notFound = newValue
             case .methodNotAllowed: methodNotAllowed = newValue
+            case .requestTimeout: requestTimeout = newValue
             case .lengthRequired: lengthRequired = newValue
             case .contentTooLarge: contentTooLarge = newValue
             case .uriTooLong: uriTooLong = newValue
@@ -93,7 +96,7 @@ public struct HTTPStatusCounts: Equatable, Sendable {
 
     /// The sum of every count.
     public var total: Int {
-        ok + badRequest + notFound + methodNotAllowed + lengthRequired + contentTooLarge + uriTooLong
+        ok + badRequest + notFound + methodNotAllowed + requestTimeout + lengthRequired + contentTooLarge + uriTooLong
             + requestHeaderFieldsTooLarge + notImplemented + serviceUnavailable + httpVersionNotSupported
     }
 
@@ -103,6 +106,7 @@ public struct HTTPStatusCounts: Equatable, Sendable {
         badRequest += other.badRequest
         notFound += other.notFound
         methodNotAllowed += other.methodNotAllowed
+        requestTimeout += other.requestTimeout
         lengthRequired += other.lengthRequired
         contentTooLarge += other.contentTooLarge
         uriTooLong += other.uriTooLong
@@ -137,6 +141,26 @@ public struct HTTPSession: Sendable {
     public init(site: Site, limits: HTTPLimits = HTTPLimits()) {
         self.site = site
         self.limits = limits
+    }
+
+    /// Whether part of a request has arrived and waits for the rest: a head
+    /// not yet complete (leading empty lines included), or a body being skipped.
+    public var isMidRequest: Bool { !closed && (!buffer.isEmpty || bodyRemaining > 0) }
+
+    /// The connection's time ran out (see ``HTTPDeadline``): a request that had
+    /// begun gets 408 Request Timeout (RFC 9110 §15.5.9), an idle connection
+    /// nothing; either way the connection closes.
+    public mutating func timeOut() -> HTTPOutput {
+        var output = HTTPOutput()
+        if isMidRequest {
+            send(site.requestTimeout, close: true, head: false, into: &output)
+        }
+        closed = true
+        buffer = []
+        bodyRemaining = 0
+        parser.reset(at: 0)
+        output.close = true
+        return output
     }
 
     /// Feeds received bytes (any split: a request may arrive a byte at a time, or
@@ -298,5 +322,45 @@ func concatenated(_ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer
             if let start = tail.baseAddress, tail.count > 0 { (base + head.count).copyMemory(from: start, byteCount: tail.count) }
         }
         initialized = total
+    }
+}
+
+/// When a connection stops waiting for its client. An idle connection (no
+/// request begun) waits `limit` from its last response (or its accept); a
+/// request, once its first byte arrives, must arrive whole within `limit` of
+/// that byte, however slowly its bytes come: a client that trickles a head
+/// that never ends (slowloris) holds its connection at most twice `limit`.
+/// Answering a request starts the count again. Times are nanoseconds of any
+/// clock; arithmetic saturates, never traps.
+public struct HTTPDeadline: Sendable {
+    public let limit: UInt64
+    /// When the connection gives up.
+    public private(set) var deadline: UInt64
+    var midRequest = false
+
+    public init(now: UInt64, limit: UInt64) {
+        self.limit = limit
+        deadline = Self.adding(now, limit)
+    }
+
+    /// After the session took bytes at `now`: it answered `answered` requests,
+    /// and `midRequest` (``HTTPSession/isMidRequest``) says whether a request
+    /// is now partly received.
+    public mutating func update(now: UInt64, answered: Int, midRequest: Bool) {
+        if !midRequest || !self.midRequest || answered > 0 {
+            // Idle from now, or a request began with these bytes.
+            deadline = Self.adding(now, limit)
+        }
+        self.midRequest = midRequest
+    }
+
+    /// How long to wait for more bytes at `now`; 0 once the deadline passed.
+    public func remaining(now: UInt64) -> UInt64 {
+        deadline > now ? deadline - now : 0
+    }
+
+    static func adding(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
     }
 }

@@ -37,6 +37,7 @@ public final class Site: Sendable {
     public let badRequest: PreparedResponse
     public let notFound: PreparedResponse
     public let methodNotAllowed: PreparedResponse
+    public let requestTimeout: PreparedResponse
     public let lengthRequired: PreparedResponse
     public let contentTooLarge: PreparedResponse
     public let uriTooLong: PreparedResponse
@@ -67,6 +68,7 @@ public final class Site: Sendable {
         notFound = PreparedResponse(HTTPResponse(status: .notFound, text: "not found\n"))
         methodNotAllowed = PreparedResponse(
             HTTPResponse(status: .methodNotAllowed, text: "method not allowed\n", fields: [HTTPHeaderField("Allow", "GET, HEAD")]))
+        requestTimeout = PreparedResponse(HTTPResponse(status: .requestTimeout, text: "request timeout\n"))
         lengthRequired = PreparedResponse(HTTPResponse(status: .lengthRequired, text: "length required\n"))
         contentTooLarge = PreparedResponse(HTTPResponse(status: .contentTooLarge, text: "content too large\n"))
         uriTooLong = PreparedResponse(HTTPResponse(status: .uriTooLong, text: "URI too long\n"))
@@ -137,6 +139,7 @@ public final class Site: Sendable {
         switch status {
         case .badRequest: return badRequest
         case .methodNotAllowed: return methodNotAllowed
+        case .requestTimeout: return requestTimeout
         case .lengthRequired: return lengthRequired
         case .contentTooLarge: return contentTooLarge
         case .uriTooLong: return uriTooLong
