@@ -208,7 +208,7 @@ final class Server {
             "webserver: requests=\(requests.load(ordering: .relaxed)) accepted=\(accepted.load(ordering: .relaxed)) refused=\(refused.load(ordering: .relaxed)) active=\(active.load(ordering: .relaxed)) keepalive_timeouts=\(timedOut.load(ordering: .relaxed)) request_timeouts=\(requestTimeouts.load(ordering: .relaxed))"
         )
         print(
-            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) syn_evictions=\(transport.tcpSYNQueueEvictions) halfopen_timeouts=\(transport.tcpHalfOpenTimeouts) arp_unresolved=\(transport.unresolved) connections=\(stack.connectionCount) turns=\(stack.turns.all) empty_turns=\(stack.turns.empty)"
+            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) dropped_truncated=\(link.droppedTruncated) dropped_checksum=\(link.droppedBadChecksum) dropped_length=\(link.droppedBadLength) dropped_fragments=\(link.droppedFragments) dropped_unsupported=\(link.droppedUnsupported) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) syn_evictions=\(transport.tcpSYNQueueEvictions) halfopen_timeouts=\(transport.tcpHalfOpenTimeouts) arp_unresolved=\(transport.unresolved) connections=\(stack.connectionCount) turns=\(stack.turns.all) empty_turns=\(stack.turns.empty)"
         )
     }
 }
