@@ -92,7 +92,7 @@ final class WebServerTests: XCTestCase {
         XCTAssertTrue([UInt8](big.body) == Site.bigPageBody(), "the 64 KiB page arrived intact")
         XCTAssertEqual(try curl(namespace, tools, [Self.url + "no-such-page"]).code, 404)
         XCTAssertEqual(try curl(namespace, tools, ["-X", "POST", "-d", "x=1", Self.url]).code, 405)
-        XCTAssertEqual(try curl(namespace, tools, ["-H", "X-Padding: " + String(repeating: "a", count: 9000), Self.url]).code, 413)
+        XCTAssertEqual(try curl(namespace, tools, ["-H", "X-Padding: " + String(repeating: "a", count: 9000), Self.url]).code, 431)
         XCTAssertTrue(try raw(namespace, tools, "GARBAGE\r\n\r\n").hasPrefix("HTTP/1.1 400"), "a malformed request line")
         XCTAssertTrue(try raw(namespace, tools, "GET / HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 400"), "HTTP/1.1 without Host")
         // Keep-alive: three requests on one connection.
