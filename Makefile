@@ -4,8 +4,10 @@
 #   make test    build everything, run the unit and integration tests
 #   make stress  the integration tests ROUNDS times (default 10) with every host core busy
 #   make images  build every image under Examples/ and Tests/Guests/ into .build/images/
-#   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency, HTTP;
-#                on a kvm_pvm host each one measures native and emulated mode side by side
+#   make bench   every benchmark (release build): boot, idle cost, idle cases, wake-up latency, HTTP,
+#                and the 10-minute soak; on a kvm_pvm host each of the first five measures native and
+#                emulated mode side by side
+#   make bench-soak  WebServer under wrk for SOAK_SECONDS (default 600), its RSS sampled throughout
 #   make fuzz    libFuzzer on the ELF loader, the virtio device model, the kernel's packet parsers and
 #                stack, the HTTP parser and session (scripts/fuzz.sh; FUZZ_SECONDS, FUZZ_RUNS, FUZZ_TARGETS)
 
@@ -25,7 +27,7 @@ VMM_RELEASE := .build/release/toro-vmm
 DEFAULT_IMAGE ?= WebServer
 CPUS ?= 2
 
-.PHONY: all build release images run test unit-test integration-test stress fuzz bench bench-boot bench-idle bench-idlecases bench-latency bench-http clean
+.PHONY: all build release images run test unit-test integration-test stress fuzz bench bench-boot bench-idle bench-idlecases bench-latency bench-http bench-soak clean
 
 all: build images
 
@@ -68,7 +70,7 @@ stress: build images
 fuzz:
 	scripts/fuzz.sh $(FUZZ_TARGETS)
 
-bench: bench-boot bench-idle bench-idlecases bench-latency bench-http
+bench: bench-boot bench-idle bench-idlecases bench-latency bench-http bench-soak
 
 bench-boot: release images
 	scripts/install-bench-deps.sh
@@ -86,6 +88,12 @@ bench-latency: release images
 bench-http: release images
 	scripts/install-bench-deps.sh
 	scripts/bench-http.py
+
+# SOAK_SECONDS=30 for a quick check; the default is the 10-minute soak.
+SOAK_SECONDS ?= 600
+bench-soak: release images
+	scripts/install-bench-deps.sh
+	scripts/bench-soak.py --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf .build .build-fuzz

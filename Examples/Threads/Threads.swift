@@ -82,9 +82,13 @@ struct Threads {
         wakeOrder.reserveCapacity(3)
         let start = Clock.now
         // Spawned in the opposite order of their deadlines, all on this core.
+        // The deadlines are fixed here, before any of them runs: a thread
+        // that computed its own could start late enough (a host that
+        // deschedules this vCPU for more than 10 ms) to sleep past the next.
         let threads = [30, 20, 10].map { milliseconds in
-            Thread.spawn {
-                Thread.sleep(milliseconds: UInt64(milliseconds))
+            let deadline = Clock.deadline(afterNanoseconds: UInt64(milliseconds) * 1_000_000)
+            return Thread.spawn {
+                Thread.sleep(untilDeadline: deadline)
                 Threads.wakeOrder.append(milliseconds)
             }
         }

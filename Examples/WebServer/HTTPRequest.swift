@@ -36,13 +36,19 @@
 //   (2^63 - 1) is a 400, as are a sign, whitespace inside a number, an empty
 //   list element and two different values (in one field or several); a list
 //   of identical values is allowed.
-// - Transfer-Encoding: remembered; the server does not decode transfer codings
-//   and answers 501 (RFC 9112 §6.1) — see HTTPSession.
+// - Transfer-Encoding: its codings are read (a list of tokens, each with
+//   optional parameters; a malformed one is a 400) and judged by HTTPSession:
+//   the server decodes no transfer coding (RFC 9112 §6.1, §6.3).
+// - A head beyond HTTPLimits.maximumHeaderBytes is answered by where it
+//   overflowed: 414 in the request-target (RFC 9112 §3), 431 in the header
+//   fields (RFC 6585 §5), 501 in the method (RFC 9112 §3: a method longer
+//   than any the server implements), 400 in leading empty lines or the version.
 
 /// Limits on what one request may make the server hold.
 public struct HTTPLimits: Sendable {
     /// The most bytes a request head may take: request line, header fields and
-    /// the empty line that ends them, CRLFs included. One byte more is a 413.
+    /// the empty line that ends them, CRLFs included. One byte more is a 414
+    /// (in the request-target) or a 431 (in the header fields).
     public var maximumHeaderBytes: Int = 8192
     /// The largest request body the server reads (and throws away) to keep the
     /// connection open. A larger body is not read: GET and HEAD get 413, other
@@ -101,6 +107,12 @@ public struct HTTPRequestHead: Sendable {
     public var connectionKeepAlive = false
     public var contentLength: Int? = nil
     public var hasTransferEncoding = false
+    /// The transfer codings named in Transfer-Encoding (every field, in order):
+    /// how many were `chunked`, whether the last one was, and whether any
+    /// other coding was named.
+    public var chunkedCodings = 0
+    public var chunkedIsLast = false
+    public var otherTransferCodings = false
 
     public init() {}
 
@@ -304,7 +316,17 @@ public struct HTTPRequestParser: Sendable {
             }
             p += 1
         }
-        return overflows ? fail(.contentTooLarge) : .needMore
+        return overflows ? fail(Self.overflowStatus(state)) : .needMore
+    }
+
+    /// The answer to a head that reached HTTPLimits.maximumHeaderBytes in `state`.
+    static func overflowStatus(_ state: State) -> HTTPStatus {
+        switch state {
+        case .target: return .uriTooLong
+        case .method: return .notImplemented
+        case .lineStart, .leadingLF, .version: return .badRequest
+        case .requestLineLF, .fieldStart, .fieldName, .fieldValue, .fieldLF, .finalLF: return .requestHeaderFieldsTooLarge
+        }
     }
 
     func fail(_ status: HTTPStatus) -> HTTPParseResult {
@@ -480,6 +502,8 @@ extension HTTPRequestHead {
             return readContentLength(bytes, start: start, end: end)
         case 17 where ASCII.lowercaseEqual(bytes, nameStart, "transfer-encoding"):
             hasTransferEncoding = true
+            let (start, end) = ASCII.trimmed(bytes, valueStart, valueEnd)
+            return readTransferEncoding(bytes, start: start, end: end)
         default:
             break
         }
@@ -500,6 +524,60 @@ extension HTTPRequestHead {
                 connectionKeepAlive = true
             }
         }
+    }
+
+    /// Transfer-Encoding = #transfer-coding, transfer-coding = token *( OWS ";"
+    /// OWS transfer-parameter ) (RFC 9112 §6.1, RFC 9110 §10.1.4): notes each
+    /// coding (`chunked` in any case, or another). Empty list elements are
+    /// skipped (RFC 9110 §5.6.1); a coding that is not a token is a 400, as
+    /// the body's length cannot be known then. Parameters are not read: after
+    /// a ";" everything up to the next comma outside a quoted string belongs
+    /// to them (a quoted string may hold commas; one left open is a 400).
+    mutating func readTransferEncoding(_ bytes: UnsafeBufferPointer<UInt8>, start: Int, end: Int) -> HTTPStatus? {
+        var index = start
+        while index < end {
+            let byte = bytes[index]
+            if byte == ASCII.comma || ASCII.isWhitespace(byte) {
+                index += 1
+                continue
+            }
+            let tokenStart = index
+            while index < end && ASCII.isToken(bytes[index]) { index += 1 }
+            let count = index - tokenStart
+            guard count > 0 else { return .badRequest }
+            if count == 7 && ASCII.lowercaseEqual(bytes, tokenStart, "chunked") {
+                chunkedCodings += 1
+                chunkedIsLast = true
+            } else {
+                otherTransferCodings = true
+                chunkedIsLast = false
+            }
+            while index < end && ASCII.isWhitespace(bytes[index]) { index += 1 }
+            guard index < end else { break }
+            if bytes[index] == ASCII.semicolon {
+                // Parameters: skipped to the next comma outside a quoted string.
+                var quoted = false
+                while index < end {
+                    let b = bytes[index]
+                    if quoted {
+                        if b == ASCII.backslash {
+                            index += 1  // quoted-pair: the next byte is literal
+                        } else if b == ASCII.quote {
+                            quoted = false
+                        }
+                    } else if b == ASCII.quote {
+                        quoted = true
+                    } else if b == ASCII.comma {
+                        break
+                    }
+                    index += 1
+                }
+                guard !quoted else { return .badRequest }
+            } else if bytes[index] != ASCII.comma {
+                return .badRequest  // two tokens without a comma, or a byte no token has
+            }
+        }
+        return nil
     }
 
     /// Content-Length = 1*DIGIT, or a list of equal ones (RFC 9112 §6.3 item 5).
@@ -536,12 +614,15 @@ enum ASCII {
     static let cr: UInt8 = 0x0D
     static let sp: UInt8 = 0x20
     static let asterisk: UInt8 = 0x2A
+    static let quote: UInt8 = 0x22
     static let comma: UInt8 = 0x2C
     static let dot: UInt8 = 0x2E
     static let slash: UInt8 = 0x2F
     static let zero: UInt8 = 0x30
     static let colon: UInt8 = 0x3A
+    static let semicolon: UInt8 = 0x3B
     static let question: UInt8 = 0x3F
+    static let backslash: UInt8 = 0x5C
     static let del: UInt8 = 0x7F
 
     @inline(__always)

@@ -16,11 +16,21 @@ public enum HTTPStatus: Int, Equatable, Sendable {
     case badRequest = 400
     case notFound = 404
     case methodNotAllowed = 405
-    /// RFC 9110 §15.5.14 "Content Too Large" (formerly "Payload Too Large"): the
-    /// answer to a request head beyond HTTPLimits.maximumHeaderBytes or a body
-    /// beyond maximumBodyBytes. (RFC 6585's 431 would name oversized header
-    /// fields more precisely; 413 is what the server is asked to send.)
+    /// RFC 9110 §15.5.9: a request that began but did not arrive whole within
+    /// the server's time for it (a head that never ends); the connection closes.
+    case requestTimeout = 408
+    /// RFC 9110 §15.5.12: a request body in chunked transfer coding, which
+    /// this server does not decode: RFC 9112 §6.3 lets a server refuse a
+    /// body without a Content-Length with 411.
+    case lengthRequired = 411
+    /// RFC 9110 §15.5.14 "Content Too Large" (formerly "Payload Too Large"): a
+    /// request body beyond HTTPLimits.maximumBodyBytes (a GET or HEAD with a body).
     case contentTooLarge = 413
+    /// RFC 9110 §15.5.15: the request-target alone runs past the head limit
+    /// (RFC 9112 §3: a server MUST answer a target longer than it will parse with 414).
+    case uriTooLong = 414
+    /// RFC 6585 §5: the header fields run past HTTPLimits.maximumHeaderBytes.
+    case requestHeaderFieldsTooLarge = 431
     case notImplemented = 501
     case serviceUnavailable = 503
     case httpVersionNotSupported = 505
@@ -28,14 +38,18 @@ public enum HTTPStatus: Int, Equatable, Sendable {
     /// The three-digit code.
     public var code: Int { rawValue }
 
-    /// The reason phrase (RFC 9110 §15 names).
+    /// The reason phrase (RFC 9110 §15 names; RFC 6585 for 431).
     public var reason: String {
         switch self {
         case .ok: return "OK"
         case .badRequest: return "Bad Request"
         case .notFound: return "Not Found"
         case .methodNotAllowed: return "Method Not Allowed"
+        case .requestTimeout: return "Request Timeout"
+        case .lengthRequired: return "Length Required"
         case .contentTooLarge: return "Content Too Large"
+        case .uriTooLong: return "URI Too Long"
+        case .requestHeaderFieldsTooLarge: return "Request Header Fields Too Large"
         case .notImplemented: return "Not Implemented"
         case .serviceUnavailable: return "Service Unavailable"
         case .httpVersionNotSupported: return "HTTP Version Not Supported"
@@ -44,8 +58,8 @@ public enum HTTPStatus: Int, Equatable, Sendable {
 
     /// Every status, in the order of `HTTPStatusCounts`.
     public static var all: [HTTPStatus] {[
-        .ok, .badRequest, .notFound, .methodNotAllowed, .contentTooLarge,
-        .notImplemented, .serviceUnavailable, .httpVersionNotSupported,
+        .ok, .badRequest, .notFound, .methodNotAllowed, .requestTimeout, .lengthRequired, .contentTooLarge,
+        .uriTooLong, .requestHeaderFieldsTooLarge, .notImplemented, .serviceUnavailable, .httpVersionNotSupported,
     ]}
 }
 

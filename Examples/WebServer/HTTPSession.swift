@@ -4,8 +4,14 @@
 // responses to send, in order, and whether to close afterwards. No I/O here, so
 // the host tests drive it exactly as the server does.
 //
-// Decisions, after a head has parsed (HTTPRequest.swift lists the 400s, 413 and 505):
-// - Transfer-Encoding present: 501, close (the server decodes no transfer codings).
+// Decisions, after a head has parsed (HTTPRequest.swift lists the 400s, 414,
+// 431, 501 and 505 the parser gives):
+// - Transfer-Encoding present (RFC 9112 §6.1, §6.3), always closing: 400 when
+//   chunked is not the last coding (the body's length cannot be known), when
+//   chunked is named twice, or in an HTTP/1.0 request (whose framing must then
+//   be treated as faulty); 501 when another coding is named (the server
+//   decodes none); else (plain chunked) 411 Length Required: the server reads
+//   no chunked body, and RFC 9112 §6.3 lets it ask for a Content-Length.
 // - GET, HEAD: a body longer than HTTPLimits.maximumBodyBytes is a 413, close;
 //   otherwise the page at the path (query ignored) or a 404.
 // - POST, PUT, DELETE, OPTIONS, PATCH, CONNECT, TRACE: 405 with Allow: GET, HEAD;
@@ -42,7 +48,11 @@ public struct HTTPStatusCounts: Equatable, Sendable {
     public var badRequest = 0
     public var notFound = 0
     public var methodNotAllowed = 0
+    public var requestTimeout = 0
+    public var lengthRequired = 0
     public var contentTooLarge = 0
+    public var uriTooLong = 0
+    public var requestHeaderFieldsTooLarge = 0
     public var notImplemented = 0
     public var serviceUnavailable = 0
     public var httpVersionNotSupported = 0
@@ -56,7 +66,11 @@ public struct HTTPStatusCounts: Equatable, Sendable {
             case .badRequest: return badRequest
             case .notFound: return notFound
             case .methodNotAllowed: return methodNotAllowed
+            case .requestTimeout: return requestTimeout
+            case .lengthRequired: return lengthRequired
             case .contentTooLarge: return contentTooLarge
+            case .uriTooLong: return uriTooLong
+            case .requestHeaderFieldsTooLarge: return requestHeaderFieldsTooLarge
             case .notImplemented: return notImplemented
             case .serviceUnavailable: return serviceUnavailable
             case .httpVersionNotSupported: return httpVersionNotSupported
@@ -68,7 +82,11 @@ public struct HTTPStatusCounts: Equatable, Sendable {
             case .badRequest: badRequest = newValue
             case .notFound: notFound = newValue
             case .methodNotAllowed: methodNotAllowed = newValue
+            case .requestTimeout: requestTimeout = newValue
+            case .lengthRequired: lengthRequired = newValue
             case .contentTooLarge: contentTooLarge = newValue
+            case .uriTooLong: uriTooLong = newValue
+            case .requestHeaderFieldsTooLarge: requestHeaderFieldsTooLarge = newValue
             case .notImplemented: notImplemented = newValue
             case .serviceUnavailable: serviceUnavailable = newValue
             case .httpVersionNotSupported: httpVersionNotSupported = newValue
@@ -78,8 +96,8 @@ public struct HTTPStatusCounts: Equatable, Sendable {
 
     /// The sum of every count.
     public var total: Int {
-        ok + badRequest + notFound + methodNotAllowed + contentTooLarge + notImplemented
-            + serviceUnavailable + httpVersionNotSupported
+        ok + badRequest + notFound + methodNotAllowed + requestTimeout + lengthRequired + contentTooLarge + uriTooLong
+            + requestHeaderFieldsTooLarge + notImplemented + serviceUnavailable + httpVersionNotSupported
     }
 
     /// Adds `other`'s counts (merging sessions into server totals).
@@ -88,7 +106,11 @@ public struct HTTPStatusCounts: Equatable, Sendable {
         badRequest += other.badRequest
         notFound += other.notFound
         methodNotAllowed += other.methodNotAllowed
+        requestTimeout += other.requestTimeout
+        lengthRequired += other.lengthRequired
         contentTooLarge += other.contentTooLarge
+        uriTooLong += other.uriTooLong
+        requestHeaderFieldsTooLarge += other.requestHeaderFieldsTooLarge
         notImplemented += other.notImplemented
         serviceUnavailable += other.serviceUnavailable
         httpVersionNotSupported += other.httpVersionNotSupported
@@ -119,6 +141,26 @@ public struct HTTPSession: Sendable {
     public init(site: Site, limits: HTTPLimits = HTTPLimits()) {
         self.site = site
         self.limits = limits
+    }
+
+    /// Whether part of a request has arrived and waits for the rest: a head
+    /// not yet complete (leading empty lines included), or a body being skipped.
+    public var isMidRequest: Bool { !closed && (!buffer.isEmpty || bodyRemaining > 0) }
+
+    /// The connection's time ran out (see ``HTTPDeadline``): a request that had
+    /// begun gets 408 Request Timeout (RFC 9110 §15.5.9), an idle connection
+    /// nothing; either way the connection closes.
+    public mutating func timeOut() -> HTTPOutput {
+        var output = HTTPOutput()
+        if isMidRequest {
+            send(site.requestTimeout, close: true, head: false, into: &output)
+        }
+        closed = true
+        buffer = []
+        bodyRemaining = 0
+        parser.reset(at: 0)
+        output.close = true
+        return output
     }
 
     /// Feeds received bytes (any split: a request may arrive a byte at a time, or
@@ -208,7 +250,15 @@ public struct HTTPSession: Sendable {
                           into output: inout HTTPOutput) -> Bool {
         let isHead = head.method == .head
         if head.hasTransferEncoding {
-            send(site.notImplemented, close: true, head: isHead, into: &output)
+            let answer: PreparedResponse
+            if !head.chunkedIsLast || head.chunkedCodings > 1 || head.minorVersion == 0 {
+                answer = site.badRequest
+            } else if head.otherTransferCodings {
+                answer = site.notImplemented
+            } else {
+                answer = site.lengthRequired
+            }
+            send(answer, close: true, head: isHead, into: &output)
             return true
         }
         let bodyTooLarge = head.bodyLength > limits.maximumBodyBytes
@@ -272,5 +322,45 @@ func concatenated(_ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer
             if let start = tail.baseAddress, tail.count > 0 { (base + head.count).copyMemory(from: start, byteCount: tail.count) }
         }
         initialized = total
+    }
+}
+
+/// When a connection stops waiting for its client. An idle connection (no
+/// request begun) waits `limit` from its last response (or its accept); a
+/// request, once its first byte arrives, must arrive whole within `limit` of
+/// that byte, however slowly its bytes come: a client that trickles a head
+/// that never ends (slowloris) holds its connection at most twice `limit`.
+/// Answering a request starts the count again. Times are nanoseconds of any
+/// clock; arithmetic saturates, never traps.
+public struct HTTPDeadline: Sendable {
+    public let limit: UInt64
+    /// When the connection gives up.
+    public private(set) var deadline: UInt64
+    var midRequest = false
+
+    public init(now: UInt64, limit: UInt64) {
+        self.limit = limit
+        deadline = Self.adding(now, limit)
+    }
+
+    /// After the session took bytes at `now`: it answered `answered` requests,
+    /// and `midRequest` (``HTTPSession/isMidRequest``) says whether a request
+    /// is now partly received.
+    public mutating func update(now: UInt64, answered: Int, midRequest: Bool) {
+        if !midRequest || !self.midRequest || answered > 0 {
+            // Idle from now, or a request began with these bytes.
+            deadline = Self.adding(now, limit)
+        }
+        self.midRequest = midRequest
+    }
+
+    /// How long to wait for more bytes at `now`; 0 once the deadline passed.
+    public func remaining(now: UInt64) -> UInt64 {
+        deadline > now ? deadline - now : 0
+    }
+
+    static func adding(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
     }
 }

@@ -37,7 +37,11 @@ public final class Site: Sendable {
     public let badRequest: PreparedResponse
     public let notFound: PreparedResponse
     public let methodNotAllowed: PreparedResponse
+    public let requestTimeout: PreparedResponse
+    public let lengthRequired: PreparedResponse
     public let contentTooLarge: PreparedResponse
+    public let uriTooLong: PreparedResponse
+    public let requestHeaderFieldsTooLarge: PreparedResponse
     public let notImplemented: PreparedResponse
     public let httpVersionNotSupported: PreparedResponse
     /// The response for a connection beyond the server's limit (503,
@@ -64,7 +68,12 @@ public final class Site: Sendable {
         notFound = PreparedResponse(HTTPResponse(status: .notFound, text: "not found\n"))
         methodNotAllowed = PreparedResponse(
             HTTPResponse(status: .methodNotAllowed, text: "method not allowed\n", fields: [HTTPHeaderField("Allow", "GET, HEAD")]))
+        requestTimeout = PreparedResponse(HTTPResponse(status: .requestTimeout, text: "request timeout\n"))
+        lengthRequired = PreparedResponse(HTTPResponse(status: .lengthRequired, text: "length required\n"))
         contentTooLarge = PreparedResponse(HTTPResponse(status: .contentTooLarge, text: "content too large\n"))
+        uriTooLong = PreparedResponse(HTTPResponse(status: .uriTooLong, text: "URI too long\n"))
+        requestHeaderFieldsTooLarge = PreparedResponse(
+            HTTPResponse(status: .requestHeaderFieldsTooLarge, text: "request header fields too large\n"))
         notImplemented = PreparedResponse(HTTPResponse(status: .notImplemented, text: "not implemented\n"))
         httpVersionNotSupported = PreparedResponse(
             HTTPResponse(status: .httpVersionNotSupported, text: "HTTP version not supported\n"))
@@ -130,7 +139,11 @@ public final class Site: Sendable {
         switch status {
         case .badRequest: return badRequest
         case .methodNotAllowed: return methodNotAllowed
+        case .requestTimeout: return requestTimeout
+        case .lengthRequired: return lengthRequired
         case .contentTooLarge: return contentTooLarge
+        case .uriTooLong: return uriTooLong
+        case .requestHeaderFieldsTooLarge: return requestHeaderFieldsTooLarge
         case .notImplemented: return notImplemented
         case .httpVersionNotSupported: return httpVersionNotSupported
         case .ok, .notFound, .serviceUnavailable: return notFound

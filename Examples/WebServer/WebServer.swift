@@ -11,7 +11,7 @@ import ToroKernel
 /// | --- | --- | --- |
 /// | `port=` | 80 | the TCP port |
 /// | `maxconn=` | 64 | connections served at once; beyond it a client gets 503 and a close |
-/// | `keepalive=` | 5 | seconds an idle keep-alive connection is kept open |
+/// | `keepalive=` | 5 | seconds an idle keep-alive connection is kept open; also the time a request may take to arrive once begun (then 408) |
 /// | `workers=` | `local` | `local`: each connection is a thread on the network core; `spread`: round robin over the other cores |
 /// | `seconds=` | none | stop after this many seconds, print the counters and exit 0 |
 /// | `idleexit=` | none | stop once no connection is open and none has been for this many seconds (scale to zero) |
@@ -116,11 +116,14 @@ final class Server {
     let refused = Atomic<Int>(0)
     let requests = Atomic<Int>(0)
     let timedOut = Atomic<Int>(0)
+    /// Timeouts of a request under way, answered 408 (also in `timedOut`).
+    let requestTimeouts = Atomic<Int>(0)
     /// Clock.now of the last accept or request.
     let lastActivity = Atomic<UInt64>(Clock.now)
     private var nextCore = 0
 
-    /// Idle keep-alive connections and stalled sends give up after this.
+    /// Idle keep-alive connections, requests that do not arrive whole (see
+    /// HTTPDeadline) and stalled sends give up after this.
     var keepAlive: UInt64 { UInt64(options.keepAliveSeconds) * 1_000_000_000 }
 
     init(stack: NetworkStack, options: Options) {
@@ -156,12 +159,30 @@ final class Server {
 
     private func serve(_ stream: TCPStream) {
         var session = HTTPSession(site: site)
+        // One deadline for an idle connection and for a request under way: a
+        // client that trickles a head byte by byte (slowloris) cannot renew it.
+        var deadline = HTTPDeadline(now: Clock.now, limit: keepAlive)
         serving: while true {
-            let bytes: [UInt8]
-            do {
-                bytes = try stream.receive(maximum: 16384, timeout: keepAlive)
-            } catch {
-                if error == .timedOut { timedOut.wrappingAdd(1, ordering: .relaxed) }
+            var bytes: [UInt8] = []
+            var expired = false
+            let wait = deadline.remaining(now: Clock.now)
+            if wait == 0 {
+                expired = true
+            } else {
+                do {
+                    bytes = try stream.receive(maximum: 16384, timeout: wait)
+                } catch {
+                    guard error == .timedOut else { break }
+                    expired = true
+                }
+            }
+            if expired {
+                // A request under way gets its 408; an idle connection just closes.
+                timedOut.wrappingAdd(1, ordering: .relaxed)
+                let output = session.timeOut()
+                requestTimeouts.wrappingAdd(output.responses.count, ordering: .relaxed)
+                for response in output.responses { try? stream.send(response, timeout: keepAlive) }
+                requests.wrappingAdd(output.responses.count, ordering: .relaxed)
                 break
             }
             if bytes.isEmpty { break }  // the client closed its side
@@ -170,8 +191,10 @@ final class Server {
                 do { try stream.send(response, timeout: keepAlive) } catch { break serving }
             }
             requests.wrappingAdd(output.responses.count, ordering: .relaxed)
-            lastActivity.store(Clock.now, ordering: .relaxed)
+            let now = Clock.now
+            lastActivity.store(now, ordering: .relaxed)
             if output.close { break }
+            deadline.update(now: now, answered: output.responses.count, midRequest: session.isMidRequest)
         }
         stream.close()
         lastActivity.store(Clock.now, ordering: .relaxed)
@@ -182,10 +205,10 @@ final class Server {
         let link = stack.counters
         let transport = stack.transportCounters
         print(
-            "webserver: requests=\(requests.load(ordering: .relaxed)) accepted=\(accepted.load(ordering: .relaxed)) refused=\(refused.load(ordering: .relaxed)) active=\(active.load(ordering: .relaxed)) keepalive_timeouts=\(timedOut.load(ordering: .relaxed))"
+            "webserver: requests=\(requests.load(ordering: .relaxed)) accepted=\(accepted.load(ordering: .relaxed)) refused=\(refused.load(ordering: .relaxed)) active=\(active.load(ordering: .relaxed)) keepalive_timeouts=\(timedOut.load(ordering: .relaxed)) request_timeouts=\(requestTimeouts.load(ordering: .relaxed))"
         )
         print(
-            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) syn_evictions=\(transport.tcpSYNQueueEvictions) halfopen_timeouts=\(transport.tcpHalfOpenTimeouts) arp_unresolved=\(transport.unresolved) connections=\(stack.connectionCount) turns=\(stack.turns.all) empty_turns=\(stack.turns.empty)"
+            "net: rx=\(link.receivedFrames) tx=\(link.sentFrames) dropped=\(link.dropped) dropped_truncated=\(link.droppedTruncated) dropped_checksum=\(link.droppedBadChecksum) dropped_length=\(link.droppedBadLength) dropped_fragments=\(link.droppedFragments) dropped_unsupported=\(link.droppedUnsupported) tcp_in=\(transport.tcpSegmentsReceived) tcp_out=\(transport.tcpSegmentsSent) resets=\(transport.tcpResetsSent) backlog_drops=\(transport.tcpBacklogDrops) syn_evictions=\(transport.tcpSYNQueueEvictions) halfopen_timeouts=\(transport.tcpHalfOpenTimeouts) arp_unresolved=\(transport.unresolved) connections=\(stack.connectionCount) turns=\(stack.turns.all) empty_turns=\(stack.turns.empty)"
         )
     }
 }

@@ -67,15 +67,16 @@ struct TestNetworkNamespace {
         return process
     }
 
-    /// Runs `toro-vmm run ARGS` inside the namespace, with JSON statistics.
-    func runVMM(_ arguments: [String]) throws -> VMMHarness.Result {
+    /// Runs `toro-vmm run ARGS` inside the namespace, with JSON statistics; killed
+    /// (and the test failed) after `limit` seconds.
+    func runVMM(_ arguments: [String], limit: TimeInterval = 30) throws -> VMMHarness.Result {
         // The harness runs one binary: go through a wrapper that enters the namespace.
         let wrapper = FileManager.default.temporaryDirectory.appendingPathComponent("toro-netns-\(UUID().uuidString).sh")
         let script = "#!/bin/sh\nexec '\(ip)' netns exec '\(name)' '\(VMMHarness.binary.path)' \"$@\"\n"
         try script.write(to: wrapper, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: wrapper) }
         chmod(wrapper.path, 0o755)
-        return try VMMHarness.run(arguments, binary: wrapper)
+        return try VMMHarness.run(arguments, limit: limit, binary: wrapper)
     }
 
     /// Waits until `path` exists (a helper process creates it when it is

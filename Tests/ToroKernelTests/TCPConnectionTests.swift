@@ -1157,6 +1157,82 @@ final class TCPConnectionTests: XCTestCase {
         XCTAssertTrue(connection.isFinished)
     }
 
+    /// A socket's close (the application reads nothing more): unread bytes
+    /// are dropped; data that comes while our last bytes and FIN are in
+    /// flight is acknowledged and thrown away (the peer's sends complete and
+    /// it reads our answer); once the peer acknowledged everything, more data
+    /// gets a reset. Nothing a peer sends after the close is kept.
+    func testCloseDiscardingInputIsAStagedClose() {
+        let (connection, peer) = acceptedConnection()
+        connection.handle(peer.segment(.ack, payload: [1, 2, 3]), now: 0)
+        XCTAssertEqual(connection.bytesAvailable, 3)
+        XCTAssertEqual(connection.send([8, 9][...]), 2)
+        connection.close(now: 0, discardingInput: true)
+        XCTAssertTrue(connection.discardsInput)
+        XCTAssertEqual(connection.bytesAvailable, 0, "unread bytes are dropped")
+        let last = connection.output(now: 0)
+        XCTAssertEqual(last.count, 1)
+        XCTAssertEqual(last.first?.payload, [8, 9])
+        XCTAssertEqual(last.first?.flags.contains(.fin), true)
+        XCTAssertEqual(last.first?.acknowledgement, 7004)
+        XCTAssertEqual(connection.state, .finWait1)
+        // FIN_WAIT_1: a large body keeps coming; it is acknowledged, not kept,
+        // and the window stays open.
+        var sequence: UInt32 = 7004
+        var acks: [TCPSegment] = []
+        for _ in 0..<100 {  // 100,000 bytes: more than the window holds
+            connection.handle(peer.segment(.ack, sequence: sequence, ack: 101, payload: [UInt8](repeating: 7, count: 1000)),
+                              now: 1 * ms)
+            sequence += 1000
+            acks += connection.output(now: 1 * ms)
+        }
+        acks += connection.output(now: 100 * ms)  // a delayed ACK, if one is due
+        XCTAssertEqual(connection.bytesAvailable, 0)
+        XCTAssertEqual(connection.state, .finWait1)
+        XCTAssertEqual(acks.last?.acknowledgement, sequence, "every byte acknowledged")
+        XCTAssertEqual(acks.last?.window, 65535)
+        // Out of order: not held either.
+        connection.handle(peer.segment(.ack, sequence: sequence + 500, ack: 101, payload: [1]), now: 101 * ms)
+        XCTAssertTrue(connection.held.isEmpty)
+        _ = connection.output(now: 101 * ms)
+        // The peer acknowledges our bytes and FIN: FIN_WAIT_2. More data: a reset.
+        connection.handle(peer.segment(.ack, sequence: sequence, ack: 104), now: 200 * ms)
+        XCTAssertEqual(connection.state, .finWait2)
+        connection.handle(peer.segment(.ack, sequence: sequence, ack: 104, payload: [1]), now: 300 * ms)
+        XCTAssertEqual(connection.state, .closed)
+        XCTAssertEqual(connection.closeReason, .aborted)
+        let reset = connection.output(now: 300 * ms)
+        XCTAssertEqual(reset.map { $0.flags }, [[.rst, .ack]])
+        XCTAssertEqual(reset.first?.sequence, 104)
+        XCTAssertTrue(connection.isFinished)
+    }
+
+    /// After a discarding close, FIN_WAIT_2's timeout does not restart: a peer
+    /// that keeps acknowledging cannot hold the connection.
+    func testFinWait2TimeoutDoesNotRestartAfterADiscardingClose() {
+        var configuration = TCPConfiguration()
+        configuration.finWait2Timeout = 5 * second
+        configuration.idleTimeout = 0
+        let (connection, peer) = acceptedConnection(configuration: configuration)
+        connection.close(now: 0, discardingInput: true)
+        XCTAssertEqual(connection.output(now: 0).map { $0.flags }, [[.ack, .fin]])
+        connection.handle(peer.segment(.ack, ack: 102), now: 1 * second)
+        XCTAssertEqual(connection.state, .finWait2)
+        XCTAssertEqual(connection.nextDeadline, 6 * second)
+        connection.handle(peer.segment(.ack, ack: 102), now: 4 * second)
+        XCTAssertEqual(connection.nextDeadline, 6 * second)
+        _ = connection.output(now: 6 * second)
+        XCTAssertEqual(connection.state, .closed)
+        XCTAssertEqual(connection.closeReason, .timedOut)
+        // Its FIN still ends it normally.
+        let (other, otherPeer) = acceptedConnection(configuration: configuration)
+        other.close(now: 0, discardingInput: true)
+        _ = other.output(now: 0)
+        other.handle(otherPeer.segment(.ack, ack: 102), now: 1 * second)
+        other.handle(otherPeer.segment([.ack, .fin], ack: 102), now: 2 * second)
+        XCTAssertEqual(other.state, .timeWait)
+    }
+
     func testIdleTimeoutReleasesVanishedPeer() {
         var configuration = TCPConfiguration()
         configuration.idleTimeout = 10 * second

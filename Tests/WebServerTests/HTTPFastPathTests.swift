@@ -24,7 +24,8 @@ final class HTTPFastPathTests: XCTestCase {
     func describe(_ head: HTTPRequestHead) -> String {
         "\(head.method) 1.\(head.minorVersion) \(head.pathStart)..<\(head.pathEnd) *\(head.asteriskTarget) "
             + "host=\(head.hostCount) close=\(head.connectionClose) keep=\(head.connectionKeepAlive) "
-            + "length=\(String(describing: head.contentLength)) te=\(head.hasTransferEncoding)"
+            + "length=\(String(describing: head.contentLength)) te=\(head.hasTransferEncoding) "
+            + "chunked=\(head.chunkedCodings) last=\(head.chunkedIsLast) other=\(head.otherTransferCodings)"
     }
 
     /// Checks that the fast parse of `bytes` from `start` is nil or the slow one's
@@ -193,6 +194,7 @@ final class HTTPFastPathTests: XCTestCase {
         "GET / HTTP/1.1\nHost: a\nX-Tab: a\tb\tc\td\te\tf\tg\th\ti\n\n",
         "POST /form HTTP/1.1\nHost: a\nContent-Length: 5\n\nhello",
         "POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked\n\n",
+        "POST / HTTP/1.1\nHost: a\nTransfer-Encoding: gzip;q=\"a,b\" , Chunked\ntransfer-encoding: chunked\n\n",
         "BREW / HTTP/1.1\nHost: a\n\n", "GETS / HTTP/1.1\nHost: a\n\n", "get / HTTP/1.1\nHost: a\n\n",
         "HEADS / HTTP/1.1\nHost: a\n\n", "HEA / HTTP/1.1\nHost: a\n\n", "X / HTTP/1.1\nHost: a\n\n",
         "OPTIONS * HTTP/1.1\nHost: a\n\n", "\n\nGET / HTTP/1.1\nHost: a\n\n",
@@ -211,6 +213,9 @@ final class HTTPFastPathTests: XCTestCase {
         "GET / HTTP/1.1\nHost: a\nContent-Length: 9223372036854775808\n\n",
         "GET / HTTP/1.1\nHost: a\nContent-Length: 18446744073709551616\n\n",
         "GET / HTTP/1.1\nHost: a\nContent-Length: -1\n\n", "GET / HTTP/1.1\nHost: a\nContent-Length: 5,\n\n",
+        "POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked gzip\n\n",
+        "POST / HTTP/1.1\nHost: a\nTransfer-Encoding: \"chunked\"\n\n",
+        "POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked;x=\"open\n\n",
     ]
 
     func testAgreesWithTheResumableParser() {
@@ -226,7 +231,7 @@ final class HTTPFastPathTests: XCTestCase {
             }
         }
         // The well-formed origin-form requests without leading lines all take it.
-        XCTAssertEqual(taken, 27)
+        XCTAssertEqual(taken, 28)
         // Raw line endings the resumable parser refuses.
         for text in ["GET / HTTP/1.1\nHost: a\n\n", "GET / HTTP/1.1\r\nHost: a\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\n",
                      "GET / HTTP/1.1\rHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n"] {

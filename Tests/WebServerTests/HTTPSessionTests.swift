@@ -376,9 +376,48 @@ final class HTTPSessionTests: XCTestCase {
         expect(request("GET / HTTP/1.1\nHost: a\nContent-Length: 17\n\n"), code: 413, close: true, limits: limits)
     }
 
-    func testTransferEncodingIsNotImplemented() {
-        expect(request("POST / HTTP/1.1\nHost: toro\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\n"), code: 501, close: true)
-        expect(request("GET / HTTP/1.1\nHost: toro\ntransfer-encoding: gzip, chunked\n\n"), code: 501, close: true)
+    /// RFC 9112 §6.1 and §6.3: the server decodes no transfer coding, and
+    /// every request with Transfer-Encoding closes the connection after its
+    /// answer. Plain chunked (any case, any list form) is a body without a
+    /// Content-Length: 411. Another coding before the final chunked is one
+    /// the server does not implement: 501. Chunked not last (or absent), named
+    /// twice, in HTTP/1.0, or a coding that is not a token: the body's length
+    /// cannot be known, 400.
+    func testTransferEncoding() {
+        for value in ["chunked", "Chunked", "CHUNKED", " chunked ", ",chunked", "chunked,", ", ,chunked , ",
+                      "chunked;foo=bar", "chunked ; a=\"x,y\""] {
+            for method in ["GET", "POST", "PUT", "BREW"] {
+                expect(request("\(method) / HTTP/1.1\nHost: toro\nTransfer-Encoding: \(value)\n\n0\n\n"), code: 411,
+                       close: true)
+            }
+        }
+        expect(request("POST / HTTP/1.1\nHost: toro\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\n"), code: 411, close: true)
+        // With a Content-Length too: Transfer-Encoding decides, and the connection closes.
+        expect(request("POST / HTTP/1.1\nHost: toro\nContent-Length: 5\nTransfer-Encoding: chunked\n\nhello"), code: 411,
+               close: true)
+        expect(request("GET / HTTP/1.1\nHost: toro\nContent-Length: 0\nTransfer-Encoding: chunked\n\n"), code: 411, close: true)
+        for value in ["gzip, chunked", "x-custom;q=1, chunked", "deflate,chunked"] {
+            expect(request("GET / HTTP/1.1\nHost: toro\ntransfer-encoding: \(value)\n\n"), code: 501, close: true)
+        }
+        // Two fields make one list.
+        expect(request("POST / HTTP/1.1\nHost: toro\nTransfer-Encoding: gzip\nTransfer-Encoding: chunked\n\n"), code: 501,
+               close: true)
+        expect(request("POST / HTTP/1.1\nHost: toro\nTransfer-Encoding: chunked\nTransfer-Encoding: gzip\n\n"), code: 400,
+               close: true)
+        for value in ["gzip", "chunked, gzip", "chunked, chunked", "chunked,chunked", "", " ", ",", "identity",
+                      "chunked gzip", "\"chunked\"", "chunked;x=\"open", "chunked;x=\"a\\", "chunked/1", "chunked=1",
+                      "chunke", "chunkedd", "@chunked"] {
+            expect(request("POST / HTTP/1.1\nHost: toro\nTransfer-Encoding: \(value)\n\n"), code: 400, close: true)
+        }
+        // HTTP/1.0 has no transfer codings: its framing is faulty (§6.1).
+        expect(request("POST / HTTP/1.0\nTransfer-Encoding: chunked\n\n"), code: 400, close: true)
+        expect(request("GET / HTTP/1.0\nConnection: keep-alive\nTransfer-Encoding: chunked\n\n"), code: 400, close: true)
+        // A HEAD's answer has no body.
+        expect(request("HEAD / HTTP/1.1\nHost: toro\nTransfer-Encoding: chunked\n\n"), code: 411, close: true, head: true)
+        // Nothing after it is read, even a well-formed pipelined request.
+        let output = answer(request("POST / HTTP/1.1\nHost: toro\nTransfer-Encoding: chunked\n\n0\n\nGET / HTTP/1.1\nHost: a\n\n"))
+        XCTAssertEqual(output.responses.count, 1)
+        XCTAssertTrue(output.close)
     }
 
     // MARK: - Limits
@@ -402,22 +441,53 @@ final class HTTPSessionTests: XCTestCase {
         XCTAssertEqual(output.responses.count, 2)
     }
 
-    func testHeadOneByteOverTheLimitIs413() {
+    func testHeadOneByteOverTheLimitIs431() {
         let bytes = head(ofSize: 8193)
-        let response = expect(bytes, code: 413, close: true)
-        XCTAssertEqual(response?.text, "content too large\n")
+        let response = expect(bytes, code: 431, close: true)
+        XCTAssertEqual(response?.text, "request header fields too large\n")
+        XCTAssertEqual(response?.reason, "Request Header Fields Too Large")
         var limits = HTTPLimits()
         limits.maximumHeaderBytes = 100
-        expect(head(ofSize: 101), code: 413, close: true, limits: limits)
-        // A HEAD gets its 413 without a body.
+        expect(head(ofSize: 101), code: 431, close: true, limits: limits)
+        // A HEAD gets its 431 without a body.
         expect(request("HEAD / HTTP/1.1\nHost: toro\nX-Pad: \(String(repeating: "p", count: 200))\n\n"),
-               code: 413, close: true, head: true, limits: limits)
+               code: 431, close: true, head: true, limits: limits)
+        // Many small fields count like one large one.
+        let many = String(repeating: "X-A: b\n", count: 1200)
+        expect(request("GET / HTTP/1.1\nHost: toro\n\(many)\n"), code: 431, close: true)
+        // 1000 tiny fields within the limit are served: the server keeps none of them.
+        let tiny = String(repeating: "a:b\n", count: 1000)
+        expect(request("GET / HTTP/1.1\nHost: toro\n\(tiny)\n"), code: 200, close: false)
+    }
+
+    /// Where the head passes the limit decides the answer: 414 in the
+    /// request-target (RFC 9112 §3), 431 in the fields, 501 in the method
+    /// (longer than any method the server implements), 400 in leading empty
+    /// lines or in the version.
+    func testOverflowStatusDependsOnWhereTheHeadOverflows() {
+        let longTarget = "/" + String(repeating: "u", count: 65536)
+        let response = expect(request("GET \(longTarget) HTTP/1.1\nHost: toro\n\n"), code: 414, close: true)
+        XCTAssertEqual(response?.reason, "URI Too Long")
+        XCTAssertEqual(response?.text, "URI too long\n")
+        expect(request("HEAD \(longTarget) HTTP/1.1\nHost: toro\n\n"), code: 414, close: true, head: true)
+        expect(request("GET /?\(String(repeating: "q", count: 9000)) HTTP/1.1\nHost: toro\n\n"), code: 414, close: true)
+        // A target that fits, with fields that do not: 431.
+        expect(request("GET /\(String(repeating: "u", count: 8000)) HTTP/1.1\nHost: toro\nX: \(String(repeating: "v", count: 300))\n\n"),
+               code: 431, close: true)
+        expect(request("\(String(repeating: "M", count: 9000)) / HTTP/1.1\nHost: toro\n\n"), code: 501, close: true)
+        expect(request(String(repeating: "\n", count: 5000) + "GET / HTTP/1.1\nHost: toro\n\n"), code: 400, close: true)
+        expect(request("GET / HTTP/1.1\(String(repeating: "1", count: 9000))\nHost: toro\n\n"), code: 400, close: true)
+        var limits = HTTPLimits()
+        limits.maximumHeaderBytes = 20
+        expect(request("GET /0123456789012345 HTTP/1.1\nHost: a\n\n"), code: 414, close: true, limits: limits)
+        expect(request("GET /0123 HTTP/1.1\nHost: a\n\n"), code: 431, close: true, limits: limits)
+        expect(request("GET /012345 HTTP/1.1\nHost: a\n\n"), code: 400, close: true, limits: limits)  // in the version
     }
 
     func testOversizedHeadIsRefusedAsSoonAsItPassesTheLimit() {
         var limits = HTTPLimits()
         limits.maximumHeaderBytes = 64
-        // A head that never ends: the 413 comes with byte 65, not later.
+        // A head that never ends: the 431 comes with byte 65, not later.
         var session = session(limits)
         let line = request("GET / HTTP/1.1\nX-Long: ")
         var sent = session.receive(line).responses.count
@@ -429,7 +499,7 @@ final class HTTPSessionTests: XCTestCase {
         XCTAssertEqual(count, 65)
         XCTAssertTrue(session.closed)
         // And in one buffer far beyond the limit.
-        expect(request("GET / HTTP/1.1\nX: \(String(repeating: "a", count: 10000))"), code: 413, close: true,
+        expect(request("GET / HTTP/1.1\nX: \(String(repeating: "a", count: 10000))"), code: 431, close: true,
                limits: limits)
     }
 
@@ -534,7 +604,7 @@ final class HTTPSessionTests: XCTestCase {
         // The method was read before the error: a HEAD's 400 has no body.
         let response = expect(request("HEAD / HTTP/1.1\n\n"), code: 400, close: true, head: true)
         XCTAssertEqual(response?.contentLength, 12)
-        expect(request("HEAD / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked\n\n"), code: 501, close: true, head: true)
+        expect(request("HEAD / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked\n\n"), code: 411, close: true, head: true)
         expect(request("HEAD / HTTP/2.0\n\n"), code: 505, close: true, head: true)
     }
 

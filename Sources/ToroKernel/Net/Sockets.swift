@@ -172,14 +172,17 @@ public final class TCPStream {
         if case .failure(let error) = result { throw error }
     }
 
-    /// Closes this side: the peer receives what was queued, then the end of
-    /// the stream. Does not wait.
+    /// Closes the stream: the peer receives what was queued, then the end of
+    /// the stream. Nothing more is read: bytes not yet received are dropped,
+    /// and what the peer still sends is thrown away until it has acknowledged
+    /// our last bytes, and reset after (``TCPConnection/close(now:discardingInput:)``).
+    /// Does not wait.
     public func close() {
         guard !closed else { return }
         closed = true
         let connection = self.connection
         stack.withEngine { engine in
-            connection.close(now: Clock.now)
+            connection.close(now: Clock.now, discardingInput: true)
             engine.touch(connection)
         }
         stack.kick()

@@ -31,6 +31,15 @@
 // - FIN_WAIT_2's timeout restarts with every segment from the peer, and the
 //   idle timeout counts from the last segment received in any synchronized
 //   state but TIME_WAIT.
+// - An application that closes for good (`close(now:discardingInput: true)`,
+//   what a socket's close does) reads nothing more: bytes it left unread are
+//   dropped, and data that arrives while our last data and FIN are still
+//   unacknowledged is acknowledged and thrown away (RFC 9112 §9.6's staged
+//   close: the peer's sends complete, so it reads our answer instead of a
+//   reset). Once the peer has acknowledged everything, FIN included
+//   (FIN_WAIT_2), more data gets a reset (RFC 1122 §4.2.2.13), and FIN_WAIT_2's
+//   timeout no longer restarts. A peer that keeps sending to a closed
+//   application can hold neither buffer space nor the connection.
 // - Sequence number layout: the SYN at ISS, data byte k at ISS+1+k, the FIN
 //   after the last byte. SND.NXT is the highest ever sent; `sendPointer` is
 //   where sending resumes (below SND.NXT after an RTO).
@@ -164,6 +173,9 @@ public final class TCPConnection {
     /// True once the peer's FIN has been received in sequence: after
     /// ``bytesAvailable`` reaches 0, reads are at end of stream.
     public private(set) var receivedFIN = false
+    /// The application closed for good and reads nothing more
+    /// (``close(now:discardingInput:)``): received data is thrown away.
+    public private(set) var discardsInput = false
 
     /// Opened by a SYN from the peer (a close of the half-open connection is a reset, not a refusal).
     let passive: Bool
@@ -388,6 +400,23 @@ public final class TCPConnection {
     /// (established → finWait1, closeWait → lastAck, synReceived → finWait1
     /// once the handshake completes, synSent → closed). Idempotent.
     public func close(now: UInt64) {
+        close(now: now, discardingInput: false)
+    }
+
+    /// ``close(now:)``, and with `discardingInput` the application will not
+    /// read either: the bytes it left unread are dropped, and later data is
+    /// thrown away while our own last data and FIN are unacknowledged, and
+    /// answered with a reset once they are (see the notes at the top).
+    public func close(now: UInt64, discardingInput: Bool) {
+        if discardingInput && !discardsInput {
+            discardsInput = true
+            if receiveBuffer.count > 0 {
+                receiveBuffer.removeAll()
+                if mayReceive && !receivedFIN && advertisedWindow() > currentWindow { ackNow = true }
+            }
+            held.removeAll()
+            heldBytes = 0
+        }
         switch state {
         case .synSent:
             enterClosed(.normal)
@@ -434,7 +463,7 @@ public final class TCPConnection {
         lastReceived = now
         // A peer still sending (even retransmissions) is alive: FIN_WAIT_2's
         // timeout counts from the last segment it sent.
-        if state == .finWait2 { finWait2Deadline = now &+ configuration.finWait2Timeout }
+        if state == .finWait2 && !discardsInput { finWait2Deadline = now &+ configuration.finWait2Timeout }
         if state == .synSent {
             handleInSynSent(segment, payload: payload, now: now)
             return
@@ -709,6 +738,14 @@ public final class TCPConnection {
     /// The text and FIN of an acceptable segment (RFC 793 p. 74-75).
     func receiveText(sequence: UInt32, payload: ArraySlice<UInt8>, fin segmentFIN: Bool, now: UInt64) {
         guard !receivedFIN, !payload.isEmpty || segmentFIN else { return }
+        if discardsInput && state == .finWait2 && !payload.isEmpty {
+            // Data for an application that closed, after the peer acknowledged
+            // all we sent: nothing of ours can be lost now; reset (RFC 1122 §4.2.2.13).
+            counters.badSegments += 1
+            queueReset()
+            enterClosed(.aborted)
+            return
+        }
         var fin = segmentFIN
         var start = 0
         var first = sequence
@@ -734,13 +771,14 @@ public final class TCPConnection {
         guard first == rcvNxt else {
             counters.outOfOrderSegments += 1
             ackNow = true  // a duplicate ACK for the sender's fast retransmit
+            if discardsInput { return }  // nothing is kept for an application that will not read
             let base = payload.startIndex
             hold(sequence: first, data: [UInt8](copying: payload[(base + start)..<(base + end)]), fin: fin)
             return
         }
         if end > start {
             let base = payload.startIndex
-            receiveBuffer.append(payload[(base + start)..<(base + end)])
+            if !discardsInput { receiveBuffer.append(payload[(base + start)..<(base + end)]) }
             rcvNxt = seqAdd(rcvNxt, end - start)
         }
         if fin {

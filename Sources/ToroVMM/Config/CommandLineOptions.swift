@@ -78,7 +78,7 @@ public struct CommandLineOptions: Equatable, Sendable {
                               to FILE at exit ('-' for stderr); halted samples are counted apart
           --profile-interval US
                               microseconds between samples, \(MachineConfig.profileIntervalRange.lowerBound)-\(MachineConfig.profileIntervalRange.upperBound) (default \(MachineConfig.defaultProfileInterval)); each
-                              sample is a VM exit (~15 us here), so 1 kHz costs the guest about 1.5%
+                              sample is a VM exit (15-40 us on kvm_pvm), so 1 kHz costs the guest 1.5-4%
           -h, --help          show this help
           --version           show the version
 

@@ -57,7 +57,15 @@ final class NetDevice: @unchecked Sendable {
                 try? vm.setInterruptLine(gsi: gsi, level: false)
             }
         }
-        transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: line)
+        // The first driver error of the run, on one line (the transport reports one per
+        // reset at most, under its lock); later ones are only counted (`errors`).
+        let warning = DeviceWarning()
+        transport = VirtioMMIOTransport(device: device, memory: memory, interrupt: line) { error in
+            guard !warning.given else { return }
+            warning.given = true
+            writeError("toro-vmm: --net: the guest's virtio-net driver broke the device's rules, which now needs a reset: "
+                + "\(error) (further errors are only counted)")
+        }
         bus = VirtioMMIOBus()
         bus.add(transport, base: NetDevice.windowBase, irq: gsi)
         notifyEvents = NetDevice.makeIoeventfds(vm: vm, queues: device.queueCount, fallbacks: &fallbacks)
@@ -141,6 +149,12 @@ final class NetDevice: @unchecked Sendable {
         return DeviceStatistics(
             kind: "virtio-net", base: NetDevice.windowBase, irq: NetDevice.gsi, backend: "tap:\(backend.name)",
             mac: device.mac.description, counters: counters,
-            interruptsRaised: transport.interruptCount, errors: transport.errorCount)
+            interruptsRaised: transport.interruptCount, errors: transport.errorCount,
+            ignoredAccesses: transport.ignoredAccesses)
     }
+}
+
+/// Whether the device's one warning was given; touched only under the transport's lock.
+private final class DeviceWarning: @unchecked Sendable {
+    var given = false
 }

@@ -130,26 +130,17 @@ final class VCPURunner: @unchecked Sendable {
                 crash("guest wrote exit status \(value), outside 0-255")
             }
         case TORO_PORT_CONSOLE:
-            consoleWrite(descriptor: size == 4 ? littleEndian(data) : nil)
+            // One fast console write per 32-bit element (`rep outsl` carries several).
+            guard let descriptors = ConsolePort.descriptors(size: size, data: data) else {
+                return reject("console port takes a 32-bit descriptor address, not a \(size)-byte write")
+            }
+            for descriptor in descriptors {
+                if let refusal = ConsolePort.write(descriptor: descriptor, memory: memory, console: console) { reject(refusal) }
+            }
         case TORO_PORT_COM1:
-            data.withUnsafeBytes { console.write($0) }
+            SerialPort.transmitted(size: size, data: data).withUnsafeBytes { console.write($0) }
         default:
             break  // other COM1 registers and absent hardware: writes are ignored
-        }
-    }
-
-    /// One fast console write: validate the descriptor and the buffer it names, then copy.
-    func consoleWrite(descriptor: UInt64?) {
-        do throws(GuestMemoryError) {
-            guard let descriptor else { return reject("console port takes a 32-bit descriptor address") }
-            let request = try memory.load(toro_console_write.self, at: GuestAddress(descriptor))
-            guard request.length <= TORO_CONSOLE_WRITE_MAX else {
-                return reject("console write of \(request.length) bytes is over the \(TORO_CONSOLE_WRITE_MAX)-byte limit")
-            }
-            let bytes = try memory.hostPointer(GuestAddress(request.address), length: UInt64(request.length))
-            console.write(UnsafeRawBufferPointer(start: bytes, count: Int(request.length)))
-        } catch {
-            reject("console write refused: \(error)")
         }
     }
 

@@ -96,9 +96,12 @@ public struct DeviceStatistics: Sendable, Equatable {
     public var interruptsRaised: UInt64
     /// Errors that made the device need a reset.
     public var errors: UInt64
+    /// Register accesses the device ignored (wrong width or alignment, no register
+    /// there, read-only or write-only, while it waited for a reset).
+    public var ignoredAccesses: UInt64
 
     public init(kind: String, base: UInt64, irq: UInt32, backend: String, mac: String,
-                counters: VirtioNetCounters, interruptsRaised: UInt64, errors: UInt64) {
+                counters: VirtioNetCounters, interruptsRaised: UInt64, errors: UInt64, ignoredAccesses: UInt64 = 0) {
         self.kind = kind
         self.base = base
         self.irq = irq
@@ -107,6 +110,7 @@ public struct DeviceStatistics: Sendable, Equatable {
         self.counters = counters
         self.interruptsRaised = interruptsRaised
         self.errors = errors
+        self.ignoredAccesses = ignoredAccesses
     }
 }
 

@@ -29,7 +29,8 @@ public enum StatisticsFormat {
             let c = device.counters
             lines.append("  \(device.kind) at 0x\(String(device.base, radix: 16)) irq \(device.irq) (\(device.backend), mac \(device.mac)): "
                 + "tx \(c.txFrames) frames \(c.txBytes) bytes \(c.txDrops) dropped, rx \(c.rxFrames) frames \(c.rxBytes) bytes \(c.rxDrops) dropped, "
-                + "\(c.notifications) notifications, \(device.interruptsRaised) interrupts, \(device.errors) errors")
+                + "\(c.notifications) notifications, \(device.interruptsRaised) interrupts, \(device.errors) errors, "
+                + "\(device.ignoredAccesses) ignored accesses")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -145,6 +146,7 @@ public enum StatisticsFormat {
             ("notifications", .uint(c.notifications)),
             ("interrupts", .uint(d.interruptsRaised)),
             ("errors", .uint(d.errors)),
+            ("ignored_accesses", .uint(d.ignoredAccesses)),
         ])
     }
 

@@ -24,6 +24,12 @@ public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
     case indirectNotNegotiated(index: UInt16)
     /// The driver moved `avail.idx` forward by more than the queue size.
     case availableIndexJump(from: UInt16, to: UInt16, size: UInt16)
+    /// Two ring parts (of this queue, or of this queue and another ready one) share bytes:
+    /// the device's writes to one would change the other under the driver.
+    case ringsOverlap(part: String, address: UInt64, other: String, otherAddress: UInt64)
+    /// A device-writable buffer covers a ring part: the device would write the
+    /// frame over the rings it reads its work from.
+    case bufferOverlapsRing(descriptor: UInt16, address: UInt64, length: UInt32, part: String)
 
     public var description: String {
         switch self {
@@ -47,6 +53,10 @@ public enum VirtqueueError: Error, Equatable, CustomStringConvertible {
             return "descriptor \(index) is indirect, but VIRTIO_F_INDIRECT_DESC was not negotiated"
         case let .availableIndexJump(from, to, size):
             return "available index jumped from \(from) to \(to), more than the queue size \(size)"
+        case let .ringsOverlap(part, address, other, otherAddress):
+            return "virtqueue \(part) at \(GuestAddress(address)) overlaps the \(other) at \(GuestAddress(otherAddress))"
+        case let .bufferOverlapsRing(descriptor, address, length, part):
+            return "descriptor \(descriptor) device-writable buffer \(GuestAddress(address))+\(length) overlaps the \(part)"
         }
     }
 }
@@ -91,6 +101,27 @@ public struct DescriptorChain: Equatable, Sendable {
     }
 }
 
+/// One part of a split virtqueue in guest memory: `[start, start + length)`.
+public struct RingPart: Equatable, Sendable {
+    /// "descriptor table", "driver area" or "device area", with "queue N " before it
+    /// where parts of several queues are compared.
+    public var name: String
+    public var start: UInt64
+    public var length: UInt64
+
+    public init(name: String, start: UInt64, length: UInt64) {
+        self.name = name
+        self.start = start
+        self.length = length
+    }
+
+    /// Whether `[address, address + length)` shares a byte with this part. Both ranges
+    /// lie inside guest memory (checked before), so neither end overflows.
+    public func overlaps(_ address: UInt64, _ length: UInt64) -> Bool {
+        length > 0 && self.length > 0 && address < start + self.length && start < address + length
+    }
+}
+
 /// A split virtqueue as the device sees it (virtio 1.2 §2.7): the descriptor
 /// table, the driver area (available ring) and the device area (used ring),
 /// all in guest memory and all written by a driver that is not trusted.
@@ -118,6 +149,12 @@ public struct SplitVirtqueue: Sendable {
     /// chain can be longer without revisiting a descriptor).
     public var maxChainLength: Int
 
+    /// Where device-writable buffers must not reach: this queue's own three parts,
+    /// and, once the transport has set it (at DRIVER_OK), every ready queue's. A
+    /// receive buffer over a ring would have the device write a frame over the
+    /// indices and descriptors it reads next.
+    public var guardedParts: [RingPart]
+
     /// The next available-ring slot the device will read.
     public private(set) var nextAvail: UInt16 = 0
     /// The used index the device has published.
@@ -129,8 +166,19 @@ public struct SplitVirtqueue: Sendable {
     public static func availRingBytes(_ size: UInt16) -> UInt64 { 6 + 2 * UInt64(size) }
     public static func usedRingBytes(_ size: UInt16) -> UInt64 { 6 + 8 * UInt64(size) }
 
+    /// The three parts, by the names ``VirtqueueError`` reports.
+    public var parts: [RingPart] {
+        [
+            RingPart(name: "descriptor table", start: descriptorTable.raw, length: SplitVirtqueue.descriptorTableBytes(size)),
+            RingPart(name: "driver area", start: availRing.raw, length: SplitVirtqueue.availRingBytes(size)),
+            RingPart(name: "device area", start: usedRing.raw, length: SplitVirtqueue.usedRingBytes(size)),
+        ]
+    }
+
     /// Checks the layout the driver configured (§2.7: size a power of two, each
-    /// part aligned — 16, 2, 4 bytes — and wholly inside RAM).
+    /// part aligned — 16, 2, 4 bytes — wholly inside RAM, and no two parts
+    /// sharing a byte: the device writes the device area, which must not change
+    /// the descriptors or the available ring under the driver).
     public init(
         size: UInt16, maximumSize: UInt16 = SplitVirtqueue.maximumSize,
         descriptorTable: GuestAddress, availRing: GuestAddress, usedRing: GuestAddress, memory: GuestMemory
@@ -152,12 +200,20 @@ public struct SplitVirtqueue: Sendable {
                 throw .ringOutsideMemory(part: part, address: address.raw, length: length)
             }
         }
+        for (i, (name, address, length, _)) in parts.enumerated() {
+            let part = RingPart(name: name, start: address.raw, length: length)
+            for (other, otherAddress, otherLength, _) in parts[(i + 1)...] where part.overlaps(otherAddress.raw, otherLength) {
+                throw .ringsOverlap(part: other, address: otherAddress.raw, other: name, otherAddress: address.raw)
+            }
+        }
         self.size = size
         self.descriptorTable = descriptorTable
         self.availRing = availRing
         self.usedRing = usedRing
         self.maxChainLength = Int(size)
         self.visited = [UInt64](repeating: 0, count: (Int(size) + 63) / 64)
+        self.guardedParts = []
+        self.guardedParts = self.parts
     }
 
     // The rings were checked to lie in RAM when the queue was made, so these loads
@@ -226,6 +282,9 @@ public struct SplitVirtqueue: Sendable {
             }
             let buffer = GuestBuffer(address: GuestAddress(address), length: length)
             if flags & SplitVirtqueue.descriptorWrite != 0 {
+                for part in guardedParts where part.overlaps(address, UInt64(length)) {
+                    throw .bufferOverlapsRing(descriptor: index, address: address, length: length, part: part.name)
+                }
                 chain.writable.append(buffer)
             } else {
                 // §2.7.4.2: device-readable descriptors come before all device-writable ones.

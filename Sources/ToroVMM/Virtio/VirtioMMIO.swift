@@ -12,6 +12,11 @@ public enum VirtioDeviceError: Error, Equatable, CustomStringConvertible {
     case queueBeforeFeaturesOK(register: String)
     /// The driver notified a queue before DRIVER_OK, or a queue that is not ready.
     case notifyNotReady(queue: Int)
+    /// The driver wrote a queue register after DRIVER_OK: the device already runs
+    /// the queues as they were (§3.1.1: queues are set up before DRIVER_OK).
+    case queueAfterDriverOK(register: String)
+    /// The driver cleared status bits without a reset (§2.1.2: it must not).
+    case statusCleared(from: UInt32, to: UInt32)
     /// A guest memory access the queue checks should have made impossible was refused.
     case memory(queue: Int, GuestMemoryError)
     /// A virtio-net buffer has the wrong shape for its queue (§5.1.6).
@@ -22,6 +27,9 @@ public enum VirtioDeviceError: Error, Equatable, CustomStringConvertible {
         case let .queue(index, error): return "queue \(index): \(error)"
         case let .queueBeforeFeaturesOK(register): return "driver wrote \(register) before FEATURES_OK"
         case let .notifyNotReady(queue): return "driver notified queue \(queue) before it was ready and DRIVER_OK was set"
+        case let .queueAfterDriverOK(register): return "driver wrote \(register) after DRIVER_OK"
+        case let .statusCleared(from, to):
+            return "driver cleared device status bits without a reset (0x\(String(from, radix: 16)) to 0x\(String(to, radix: 16)))"
         case let .memory(queue, error): return "queue \(queue): \(error)"
         case let .network(error): return error.description
         }
@@ -100,6 +108,9 @@ public enum Virtio {
     public static let statusFeaturesOK: UInt32 = 8
     public static let statusDeviceNeedsReset: UInt32 = 64
     public static let statusFailed: UInt32 = 128
+    /// The bits a driver may write (§2.1): every defined one but DEVICE_NEEDS_RESET,
+    /// which only the device sets.
+    public static let statusDriverBits: UInt32 = statusAcknowledge | statusDriver | statusDriverOK | statusFeaturesOK | statusFailed
 
     public static let featureVersion1: UInt64 = 1 << 32
     public static let featureIndirectDescriptors: UInt64 = 1 << 28
@@ -116,7 +127,12 @@ public enum Virtio {
 /// ``serviceNotifications(queue:)``. Everything runs under one lock, whichever
 /// thread calls.
 /// Guest mistakes never trap: they set DEVICE_NEEDS_RESET (§2.1.2), which is
-/// reported once through `onError` until the driver resets the device.
+/// reported once through `onError` until the driver resets the device. Until
+/// then the device ignores every write but a reset (status 0), the selectors
+/// and InterruptACK. Accesses that name no register or use the wrong width
+/// (registers take aligned 32-bit accesses, §4.2.2), writes to read-only
+/// registers and the configuration space, and reads of write-only registers
+/// are ignored and counted (``ignoredAccesses``); they are no error.
 public final class VirtioMMIOTransport: @unchecked Sendable {
     /// §4.2.2 register offsets.
     public enum Register {
@@ -192,6 +208,9 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
 
     /// Every error since the VM started, including the ones not reported.
     public private(set) var errorCount: UInt64 = 0
+    /// Register accesses ignored since the VM started (see the type's description),
+    /// and notifications that came while the device waited for a reset.
+    public private(set) var ignoredAccesses: UInt64 = 0
     /// Interrupts raised.
     public private(set) var interruptCount: UInt64 = 0
     /// The first error since the last reset, if any.
@@ -223,12 +242,17 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     public func read(offset: Int, size: Int) -> UInt64 {
         lock.withLock {
             if offset >= Register.config { return readConfig(offset - Register.config, size: size) }
-            guard size == 4, offset & 3 == 0 else { return 0 }
-            return UInt64(readRegister(offset))
+            guard size == 4, offset & 3 == 0, let value = readRegister(offset) else {
+                ignoredAccesses &+= 1
+                return 0
+            }
+            return UInt64(value)
         }
     }
 
-    private func readRegister(_ offset: Int) -> UInt32 {
+    /// A register's value; nil where no readable register is (reserved offsets and
+    /// the write-only registers, which read as 0).
+    private func readRegister(_ offset: Int) -> UInt32? {
         switch offset {
         case Register.magicValue: return VirtioMMIOTransport.magic
         case Register.version: return VirtioMMIOTransport.version
@@ -252,14 +276,17 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         case Register.shmLenLow, Register.shmLenHigh, Register.shmBaseLow, Register.shmBaseHigh:
             return 0xFFFF_FFFF  // §4.2.2: no shared memory region
         case Register.configGeneration: return configGeneration
-        default: return 0
+        default: return nil
         }
     }
 
     /// §4.2.2: the device-specific configuration space, 8/16/32-bit little-endian
     /// accesses; bytes past its end read as 0.
     private func readConfig(_ offset: Int, size: Int) -> UInt64 {
-        guard size == 1 || size == 2 || size == 4 || size == 8 else { return 0 }
+        guard size == 1 || size == 2 || size == 4 || size == 8 else {
+            ignoredAccesses &+= 1
+            return 0
+        }
         let bytes = device.configSpace
         var value: UInt64 = 0
         for i in 0..<size where offset + i < bytes.count {
@@ -277,7 +304,10 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     public func write(offset: Int, size: Int, value: UInt64) {
         var raise = false
         lock.withLock {
-            guard offset < Register.config, size == 4, offset & 3 == 0 else { return }
+            guard offset < Register.config, size == 4, offset & 3 == 0 else {
+                ignoredAccesses &+= 1
+                return
+            }
             raise = writeRegister(offset, UInt32(truncatingIfNeeded: value))
         }
         if raise { signal() }
@@ -285,16 +315,30 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
 
     /// Returns whether an interrupt is to be raised.
     private func writeRegister(_ offset: Int, _ value: UInt32) -> Bool {
+        if status & Virtio.statusDeviceNeedsReset != 0 {
+            // §2.1.2: the device waits for a reset; what the driver writes meanwhile
+            // would act on state it has already given up (and could activate queues).
+            switch offset {
+            case Register.deviceFeaturesSel, Register.driverFeaturesSel, Register.queueSel, Register.interruptACK: break
+            case Register.status where value == 0: break
+            default:
+                ignoredAccesses &+= 1
+                return false
+            }
+        }
         switch offset {
         case Register.deviceFeaturesSel: deviceFeaturesSel = value
         case Register.driverFeaturesSel: driverFeaturesSel = value
         case Register.driverFeatures:
             // §3.1.1: features are written before FEATURES_OK and not after.
-            guard status & Virtio.statusFeaturesOK == 0 else { return false }
+            guard status & Virtio.statusFeaturesOK == 0 else {
+                ignoredAccesses &+= 1
+                return false
+            }
             switch driverFeaturesSel {
             case 0: driverFeatures = (driverFeatures & ~0xFFFF_FFFF) | UInt64(value)
             case 1: driverFeatures = (driverFeatures & 0xFFFF_FFFF) | (UInt64(value) << 32)
-            default: break
+            default: ignoredAccesses &+= 1  // no feature bits beyond 63 (§4.2.2)
             }
         case Register.queueSel: queueSel = value
         case Register.queueNum, Register.queueDescLow, Register.queueDescHigh, Register.queueDriverLow,
@@ -306,7 +350,8 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
             interruptStatus &= ~value
         case Register.status:
             return writeStatus(value)
-        default: break
+        default:
+            ignoredAccesses &+= 1  // read-only or reserved
         }
         return false
     }
@@ -315,9 +360,18 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         guard status & Virtio.statusFeaturesOK != 0 else {
             return fail(.queueBeforeFeaturesOK(register: registerName(offset)))
         }
-        guard let index = selectedQueue else { return false }
+        guard status & Virtio.statusDriverOK == 0 else {
+            return fail(.queueAfterDriverOK(register: registerName(offset)))
+        }
+        guard let index = selectedQueue else {
+            ignoredAccesses &+= 1  // QueueSel names no queue
+            return false
+        }
         // §4.2.2: queue registers may change only while QueueReady is 0.
-        if offset != Register.queueReady && queues[index].ready { return false }
+        if offset != Register.queueReady && queues[index].ready {
+            ignoredAccesses &+= 1
+            return false
+        }
         switch offset {
         case Register.queueNum: queues[index].size = UInt16(truncatingIfNeeded: value)
         case Register.queueDescLow: setLow(&queues[index].descriptors, value)
@@ -333,7 +387,8 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
             }
             // Check the layout now, so that the driver hears about it before DRIVER_OK.
             do throws(VirtqueueError) {
-                _ = try makeQueue(index)
+                let queue = try makeQueue(index)
+                try checkOverlap(queue, index: index)
                 queues[index].ready = true
             } catch {
                 return fail(.queue(index: index, error))
@@ -341,6 +396,21 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
         default: break
         }
         return false
+    }
+
+    /// §2.7: no part of a queue may share bytes with a part of another ready queue
+    /// (the device writes its device area, and frames into receive buffers).
+    private func checkOverlap(_ queue: SplitVirtqueue, index: Int) throws(VirtqueueError) {
+        for other in queues.indices where other != index && queues[other].ready {
+            guard let ready = try? makeQueue(other) else { continue }
+            for part in queue.parts {
+                for otherPart in ready.parts where otherPart.overlaps(part.start, part.length) {
+                    throw .ringsOverlap(
+                        part: part.name, address: part.start, other: "queue \(other) \(otherPart.name)",
+                        otherAddress: otherPart.start)
+                }
+            }
+        }
     }
 
     private func makeQueue(_ index: Int) throws(VirtqueueError) -> SplitVirtqueue {
@@ -354,20 +424,22 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     }
 
     /// §2.1, §3.1.1: the driver's side of initialization, and reset by writing 0.
-    ///
-    /// The device status is a byte the driver only adds bits to (§2.1.1: it must not
-    /// clear one; writing 0 resets). A write that would clear bits leaves them set:
-    /// otherwise a driver could clear FEATURES_OK under DRIVER_OK (found by the Virtio
-    /// fuzz target), leaving DRIVER_OK alone and feature negotiation open again while
-    /// the device runs. Bits above the byte are not status bits and are dropped.
+    /// The driver sets bits and never clears one (§2.1.2) but to reset, or to say it
+    /// gave up (FAILED); bits it may not write (DEVICE_NEEDS_RESET, undefined ones)
+    /// are ignored.
     private func writeStatus(_ value: UInt32) -> Bool {
         if value == 0 {
             resetLocked()
             return false
         }
-        let written = value & 0xFF & ~Virtio.statusDeviceNeedsReset
+        if value & ~Virtio.statusDriverBits != 0 { ignoredAccesses &+= 1 }
+        let written = value & Virtio.statusDriverBits
+        let cleared = status & Virtio.statusDriverBits & ~written
+        if cleared != 0 && written & Virtio.statusFailed == 0 {
+            return fail(.statusCleared(from: status, to: written))
+        }
         let added = written & ~status
-        var newStatus = status | written
+        var newStatus = (status & Virtio.statusDeviceNeedsReset) | written
         if added & Virtio.statusFeaturesOK != 0 {
             // §2.2.2: accept only a subset of what was offered, with VERSION_1 (modern only).
             let offered = device.deviceFeatures
@@ -384,6 +456,11 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
             for index in queues.indices {
                 ready.append(queues[index].ready ? try? makeQueue(index) : nil)
             }
+            // A device-writable buffer must stay clear of every ready queue's rings.
+            let guarded = ready.enumerated().flatMap { index, queue in
+                (queue?.parts ?? []).map { RingPart(name: "queue \(index) \($0.name)", start: $0.start, length: $0.length) }
+            }
+            for index in ready.indices { ready[index]?.guardedParts = guarded }
             device.activate(VirtioActivation(features: driverFeatures, memory: memory, queues: ready))
         }
         return false
@@ -406,7 +483,10 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
     }
 
     private func notify(queue: Int, count: UInt64) -> Bool {
-        guard status & Virtio.statusDeviceNeedsReset == 0 else { return false }
+        guard status & Virtio.statusDeviceNeedsReset == 0 else {
+            ignoredAccesses &+= count
+            return false
+        }
         guard status & Virtio.statusDriverOK != 0, queue < queues.count, queues[queue].ready else {
             return fail(.notifyNotReady(queue: queue))
         }
@@ -563,15 +643,11 @@ public final class VirtioMMIOBus: @unchecked Sendable {
         return true
     }
 
-    /// The device whose window holds all of `[address, address + length)`, and the offset
-    /// in it. Measured as an offset from the window's base, never as `address + length`,
-    /// which wraps for an address near 2^64 (found by the Virtio fuzz target: the wrapped
-    /// sum passed the check and the offset then trapped converting to Int).
+    /// The device whose window holds all of `[address, address + length)` (1-8 bytes),
+    /// and the offset in it. Written so that no address, however high, wraps.
     private func slot(for address: UInt64, length: Int) -> (Slot, Int)? {
-        let window = VirtioMMIOTransport.windowSize
-        for slot in slots where address >= slot.base {
-            let offset = address - slot.base
-            if offset <= window && window - offset >= UInt64(length) { return (slot, Int(offset)) }
+        for slot in slots where address >= slot.base && address - slot.base <= VirtioMMIOTransport.windowSize - UInt64(length) {
+            return (slot, Int(address - slot.base))
         }
         return nil
     }

@@ -206,9 +206,8 @@ public final class VirtioNet: VirtioDevice {
     public func setBusyPolling(_ active: Bool) throws(VirtioDeviceError) -> Bool {
         guard active != busyPolling, let memory else { return false }
         let index = VirtioNet.transmitQueue
-        guard var queue = queues[index] else { return false }
+        guard let queue = queues[index] else { return false }
         queue.suppressNotifications(active, memory: memory)
-        queues[index] = queue
         busyPolling = active
         // Back to notifications: the flag is written and fenced; the driver
         // publishes, fences, then reads it. A frame published before the

@@ -50,6 +50,63 @@ static inline void kernel_mmio_write8(uintptr_t address, uint8_t value) { *(vola
 static inline void kernel_mmio_write16(uintptr_t address, uint16_t value) { *(volatile uint16_t *)address = value; }
 static inline void kernel_mmio_write32(uintptr_t address, uint32_t value) { *(volatile uint32_t *)address = value; }
 
+/* MARK: - Odd widths and string I/O (for test guests that try the VMM's devices) */
+
+static inline void kernel_outw(uint16_t port, uint16_t value) {
+    __asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port) : "memory");
+}
+
+static inline uint16_t kernel_inw(uint16_t port) {
+    uint16_t value;
+    __asm__ volatile("inw %1, %0" : "=a"(value) : "Nd"(port) : "memory");
+    return value;
+}
+
+static inline uint32_t kernel_inl(uint16_t port) {
+    uint32_t value;
+    __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port) : "memory");
+    return value;
+}
+
+/* `rep outsb` / `rep outsl`: `count` bytes / 32-bit words from `data` to `port`. */
+static inline void kernel_rep_outsb(uint16_t port, const void *data, size_t count) {
+    __asm__ volatile("rep outsb" : "+S"(data), "+c"(count) : "d"(port) : "memory");
+}
+
+static inline void kernel_rep_outsl(uint16_t port, const void *data, size_t count) {
+    __asm__ volatile("rep outsl" : "+S"(data), "+c"(count) : "d"(port) : "memory");
+}
+
+/* `rep insb`: `count` bytes from `port` into `data`. */
+static inline void kernel_rep_insb(uint16_t port, void *data, size_t count) {
+    __asm__ volatile("rep insb" : "+D"(data), "+c"(count) : "d"(port) : "memory");
+}
+
+/* One `mov` of `size` bytes (1, 2, 4 or 8; anything else does nothing and
+ * reads 0) at `address`, aligned or not: written in assembly, since an
+ * unaligned access through a C pointer is undefined behaviour. */
+static inline uint64_t kernel_mmio_read_sized(uintptr_t address, unsigned size) {
+    uint64_t value = 0;
+    switch (size) {
+    case 1: { uint8_t v; __asm__ volatile("movb (%1), %0" : "=q"(v) : "r"(address) : "memory"); value = v; break; }
+    case 2: { uint16_t v; __asm__ volatile("movw (%1), %0" : "=r"(v) : "r"(address) : "memory"); value = v; break; }
+    case 4: { uint32_t v; __asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(address) : "memory"); value = v; break; }
+    case 8: __asm__ volatile("movq (%1), %0" : "=r"(value) : "r"(address) : "memory"); break;
+    default: break;
+    }
+    return value;
+}
+
+static inline void kernel_mmio_write_sized(uintptr_t address, uint64_t value, unsigned size) {
+    switch (size) {
+    case 1: __asm__ volatile("movb %0, (%1)" : : "q"((uint8_t)value), "r"(address) : "memory"); break;
+    case 2: __asm__ volatile("movw %0, (%1)" : : "r"((uint16_t)value), "r"(address) : "memory"); break;
+    case 4: __asm__ volatile("movl %0, (%1)" : : "r"((uint32_t)value), "r"(address) : "memory"); break;
+    case 8: __asm__ volatile("movq %0, (%1)" : : "r"(value), "r"(address) : "memory"); break;
+    default: break;
+    }
+}
+
 /* MARK: - Processor control */
 
 static inline void kernel_pause(void) { __asm__ volatile("pause" : : : "memory"); }
