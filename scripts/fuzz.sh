@@ -13,8 +13,9 @@
 #
 # A target is Tests/Fuzz/TARGET/main.swift (the entry point) plus the checks
 # in Tests/SUITE/Fuzz/ (the same files the corpus replay tests of `make test`
-# use), linked against its module (ToroVMM with CKVM, ToroKernelPortable or
-# WebServerCore) compiled with -enable-testing and the fuzzer's coverage. All
+# use), linked against FuzzSupport (Tests/FuzzSupport) and its module
+# (ToroVMM with CKVM, ToroKernelPortable or WebServerCore) compiled with
+# -enable-testing and the fuzzer's coverage. All
 # of it is plain swiftc into .build-fuzz/, apart from SwiftPM's .build/, so
 # `swift build` and `swift test` neither see nor wait for any of it; a module
 # is rebuilt only when its sources, its checks or this script changed.
@@ -66,6 +67,7 @@ suite_of() {
 # A module's sources, as Package.swift lists them (read from it, so there is one list).
 sources_of() {
     case $1 in
+        FuzzSupport) find Tests/FuzzSupport -name '*.swift' | sort ;;
         ToroVMM) find Sources/ToroVMM -name '*.swift' | sort ;;
         ToroKernelPortable)
             sed -n '/^let kernelPortableSources = \[/,/^\]/p' Package.swift | grep -o '"[^"]*\.swift"' | tr -d '"' \
@@ -122,6 +124,7 @@ build_module() {
 build_target() {
     local target=$1 module
     module=$(module_of "$target") || { echo "fuzz.sh: no target $target (see scripts/fuzz.sh list)" >&2; return 1; }
+    build_module FuzzSupport || return 1
     build_module "$module" || return 1
     local suite checks
     suite=$(suite_of "$module")
@@ -129,10 +132,11 @@ build_target() {
     local extra=()
     [[ $module == ToroVMM ]] && extra=(-I "$out/CKVM" "$out/CKVM/CKVM.o")
     mkdir -p "$out/bin"
-    if stale "$out/bin/$target" "Tests/Fuzz/$target/main.swift" "${checks[@]}" "$out/lib/lib$module.a"; then
+    if stale "$out/bin/$target" "Tests/Fuzz/$target/main.swift" "${checks[@]}" "$out/lib/lib$module.a" \
+        "$out/lib/libFuzzSupport.a"; then
         echo "fuzz.sh: building $target"
         swiftc "${swift_flags[@]}" -use-ld=lld -module-name "Fuzz$target" -I "$out/modules" "${extra[@]}" \
-            "Tests/Fuzz/$target/main.swift" "${checks[@]}" "$out/lib/lib$module.a" -o "$out/bin/$target" || return 1
+            "Tests/Fuzz/$target/main.swift" "${checks[@]}" "$out/lib/lib$module.a" "$out/lib/libFuzzSupport.a" -o "$out/bin/$target" || return 1
     fi
 }
 

@@ -12,6 +12,7 @@
 // answer to the frame (ARP, ping), if any, must itself parse, and its
 // counters must add up. The frame's bytes as text go to the `ip=` parser.
 
+import FuzzSupport
 @testable import ToroKernelPortable
 
 enum NetPacketsFuzz {

@@ -20,6 +20,7 @@
 // MSS in range; the table, the SYN queues, the packets held for ARP, the
 // next hops asked for and the UDP queues stay consistent and bounded.
 
+import FuzzSupport
 @testable import ToroKernelPortable
 
 enum NetStackFuzz {

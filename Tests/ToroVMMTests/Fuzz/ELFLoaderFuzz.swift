@@ -13,6 +13,7 @@
 
 import Glibc
 
+import FuzzSupport
 @testable import ToroVMM
 
 enum ELFLoaderFuzz {

@@ -18,6 +18,7 @@
 // prevented, frames sent equal frames the backend accepted, and every frame
 // taken from the backend was delivered or counted as dropped.
 
+import FuzzSupport
 @testable import ToroVMM
 
 /// A backend whose frames come from the fuzz input; it counts what it is given.

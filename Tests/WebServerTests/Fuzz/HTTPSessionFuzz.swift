@@ -14,6 +14,7 @@
 // byte for byte, and the same close, whether it arrives at once, in random
 // pieces or (short streams) a byte at a time.
 
+import FuzzSupport
 @testable import WebServerCore
 
 enum HTTPSessionFuzz {
