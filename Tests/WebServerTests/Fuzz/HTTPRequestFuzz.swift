@@ -8,7 +8,8 @@
 //
 // Beyond "no trap": a complete head ends in CRLF CRLF within the limit, its
 // path starts with "/" inside the head, its version is 1.0 or 1.1 and an
-// HTTP/1.1 head has exactly one Host; a failure is a 400, 413 or 505. And the
+// HTTP/1.1 head has exactly one Host; a failure is a 400, 413 or 505, or (only
+// for a head over the limit) a 414, 431 or 501. And the
 // parsers agree with each other: the one-pass parser (`parseWhole`), when it
 // answers, gives the resumable parser's answer; the resumable parser gives
 // the same answer whether the bytes come at once, in random pieces or one at
