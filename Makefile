@@ -8,6 +8,8 @@
 #                and the 10-minute soak; on a kvm_pvm host each of the first five measures native and
 #                emulated mode side by side
 #   make bench-soak  WebServer under wrk for SOAK_SECONDS (default 600), its RSS sampled throughout
+#   make fuzz    libFuzzer on the ELF loader, the virtio device model, the kernel's packet parsers and
+#                stack, the HTTP parser and session (scripts/fuzz.sh; FUZZ_SECONDS, FUZZ_RUNS, FUZZ_TARGETS)
 
 # The Swift toolchain: `swift` on PATH if there is one, else the one installed at
 # /opt/swift. Its bin directory goes first on PATH for every recipe, so that the
@@ -25,7 +27,7 @@ VMM_RELEASE := .build/release/toro-vmm
 DEFAULT_IMAGE ?= WebServer
 CPUS ?= 2
 
-.PHONY: all build release images run test unit-test integration-test stress bench bench-boot bench-idle bench-idlecases bench-latency bench-http bench-soak clean
+.PHONY: all build release images run test unit-test integration-test stress fuzz bench bench-boot bench-idle bench-idlecases bench-latency bench-http bench-soak clean
 
 all: build images
 
@@ -62,6 +64,12 @@ stress: build images
 	scripts/install-test-deps.sh
 	SWIFT=$(SWIFT) scripts/stress-tests.sh $(ROUNDS)
 
+# Each fuzz target of Tests/Fuzz in turn, for FUZZ_SECONDS (default 60) or FUZZ_RUNS
+# (default 1000000) executions, whichever comes first; FUZZ_TARGETS="NetStack HTTPSession"
+# runs some. Built by plain swiftc into .build-fuzz/, apart from SwiftPM's build.
+fuzz:
+	scripts/fuzz.sh $(FUZZ_TARGETS)
+
 bench: bench-boot bench-idle bench-idlecases bench-latency bench-http bench-soak
 
 bench-boot: release images
@@ -88,4 +96,4 @@ bench-soak: release images
 	scripts/bench-soak.py --seconds $(SOAK_SECONDS)
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

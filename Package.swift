@@ -98,19 +98,24 @@ let package = Package(
             dependencies: ["ToroVMM"],
             path: "Sources/toro-vmm"
         ),
+        // The fuzz checks' shared reader and the corpus replay (Tests/Fuzz, make fuzz).
+        .target(
+            name: "FuzzSupport",
+            path: "Tests/FuzzSupport"
+        ),
         .testTarget(
             name: "ToroVMMTests",
-            dependencies: ["ToroVMM", "CKVM"],
+            dependencies: ["ToroVMM", "CKVM", "FuzzSupport"],
             path: "Tests/ToroVMMTests"
         ),
         .testTarget(
             name: "ToroKernelTests",
-            dependencies: ["ToroKernelPortable"],
+            dependencies: ["ToroKernelPortable", "FuzzSupport"],
             path: "Tests/ToroKernelTests"
         ),
         .testTarget(
             name: "WebServerTests",
-            dependencies: ["WebServerCore"],
+            dependencies: ["WebServerCore", "FuzzSupport"],
             path: "Tests/WebServerTests"
         ),
         .testTarget(

@@ -182,7 +182,7 @@ public struct HTTPRequestParser: Sendable {
 
     mutating func scan(_ bytes: UnsafeBufferPointer<UInt8>, limits: HTTPLimits) -> HTTPParseResult {
         let end = bytes.count
-        // The head may not reach `stop`; if the buffer goes beyond it, that is a 413.
+        // The head may not reach `stop`; if the buffer goes beyond it, overflowStatus answers.
         let stop: Int
         let overflows: Bool
         if end - requestStart > limits.maximumHeaderBytes {

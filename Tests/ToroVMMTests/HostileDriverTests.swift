@@ -103,6 +103,21 @@ final class HostileDriverTests: XCTestCase {
         XCTAssertEqual(driver.status, Virtio.statusFailed)
     }
 
+    /// Found by the Virtio fuzz target: FAILED may clear bits, and FAILED | DRIVER_OK
+    /// left DRIVER_OK standing without FEATURES_OK, the device still serving its queues.
+    func testFailedNeverLeavesDriverOKWithoutFeaturesOK() throws {
+        let driver = try FakeVirtioDriver()
+        driver.start()
+        driver.write(R.status, Virtio.statusFailed | Virtio.statusDriverOK)
+        XCTAssertFalse(driver.needsReset, "\(driver.errors)")
+        XCTAssertEqual(driver.status, Virtio.statusFailed)
+        let frame = [UInt8](repeating: 0xAB, count: 60)
+        let head = try driver.addChain(1, [(try driver.buffer([UInt8](repeating: 0, count: 12) + frame), 72, false)])
+        try driver.publish(1, head)
+        driver.notify(1)
+        XCTAssertEqual(driver.backend.sent, [], "the device stopped")
+    }
+
     func testTheDriverCannotSetNeedsResetOrUndefinedBits() throws {
         let driver = try FakeVirtioDriver()
         driver.write(R.status, Virtio.statusAcknowledge | Virtio.statusDeviceNeedsReset | 0x30 | 0xFFFF_0000)

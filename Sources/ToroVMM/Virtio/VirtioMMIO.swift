@@ -446,8 +446,10 @@ public final class VirtioMMIOTransport: @unchecked Sendable {
             let acceptable = driverFeatures & ~offered == 0 && driverFeatures & Virtio.featureVersion1 != 0
             if !acceptable { newStatus &= ~Virtio.statusFeaturesOK }
         }
-        if added & Virtio.statusDriverOK != 0 && newStatus & Virtio.statusFeaturesOK == 0 {
-            // DRIVER_OK without FEATURES_OK: refuse it (§3.1.1 order).
+        if newStatus & Virtio.statusDriverOK != 0 && newStatus & Virtio.statusFeaturesOK == 0 {
+            // DRIVER_OK never stands without FEATURES_OK (§3.1.1 order): refused when added
+            // first, and dropped (the device stops) when a driver giving up with FAILED
+            // writes DRIVER_OK but not FEATURES_OK (found by the Virtio fuzz target).
             newStatus &= ~Virtio.statusDriverOK
         }
         status = newStatus
