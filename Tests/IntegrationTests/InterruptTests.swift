@@ -45,7 +45,10 @@ final class InterruptTests: XCTestCase {
         let result = try boot(cpus: 2)
         let ap = result.vcpus[1]
         XCTAssertGreaterThan(ap.int("hlt_exits") ?? 0, 3, "\(ap)")
-        XCTAssertGreaterThan(Double(ap.int("halted_percent") ?? 0), 50, "\(ap)")
+        // Halted longer than it ran. Not a share of the wall time: the run
+        // lasts some 25 ms, and on a loaded host a fair part of that is the
+        // vCPU thread waiting for a host core, neither halted nor running.
+        XCTAssertGreaterThan(ap.int("halt_wait_ns") ?? 0, ap.int("cpu_ns") ?? .max, "\(ap)")
         XCTAssertLessThan(Double(ap.int("cpu_ns") ?? .max), 0.5 * Double(ap.int("wall_ns") ?? 0), "\(ap)")
         let wakeups = (ap["kvm"] as? [String: Any])?.int("halt_wakeup")
         XCTAssertGreaterThanOrEqual(wakeups ?? 0, 3, "\(ap)")
