@@ -11,9 +11,9 @@
 #   FUZZ_SANITIZE  swiftc -sanitize= value (default fuzzer,address; `fuzzer` alone runs faster)
 #   FUZZ_FLAGS     more libFuzzer flags, e.g. FUZZ_FLAGS=-seed=1
 #
-# A target is Tests/Fuzz/TARGET/main.swift (the entry point) plus the checks
-# in Tests/SUITE/Fuzz/ (the same files the corpus replay tests of `make test`
-# use), linked against FuzzSupport (Tests/FuzzSupport) and its module
+# A target is TARGETFuzz.check in Tests/SUITE/Fuzz/ (the same files the
+# corpus replay tests of `make test` use) behind a libFuzzer entry point this
+# script writes (entry_point below), linked against FuzzSupport (Tests/FuzzSupport) and its module
 # (ToroVMM with CKVM, ToroKernelPortable or WebServerCore) compiled with
 # -enable-testing and the fuzzer's coverage. All
 # of it is plain swiftc into .build-fuzz/, apart from SwiftPM's .build/, so
@@ -121,6 +121,23 @@ build_module() {
     fi
 }
 
+# The libFuzzer entry point of target $1: its input through $1Fuzz.check, and
+# any broken invariant a crash libFuzzer records (with the input that did it).
+entry_point() {
+    cat <<SWIFT
+// Written by scripts/fuzz.sh: the libFuzzer entry point of the $1 target.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    do {
+        try ${1}Fuzz.check([UInt8](UnsafeBufferPointer(start: data, count: size)))
+    } catch {
+        fatalError("$1: \(error)")
+    }
+    return 0
+}
+SWIFT
+}
+
 build_target() {
     local target=$1 module
     module=$(module_of "$target") || { echo "fuzz.sh: no target $target (see scripts/fuzz.sh list)" >&2; return 1; }
@@ -131,12 +148,14 @@ build_target() {
     mapfile -t checks < <(find "Tests/$suite/Fuzz" -name '*.swift' | sort)
     local extra=()
     [[ $module == ToroVMM ]] && extra=(-I "$out/CKVM" "$out/CKVM/CKVM.o")
-    mkdir -p "$out/bin"
-    if stale "$out/bin/$target" "Tests/Fuzz/$target/main.swift" "${checks[@]}" "$out/lib/lib$module.a" \
-        "$out/lib/libFuzzSupport.a"; then
+    mkdir -p "$out/bin" "$out/entry"
+    local entry="$out/entry/$target.swift"
+    entry_point "$target" >"$entry.new"
+    if cmp -s "$entry.new" "$entry"; then rm "$entry.new"; else mv "$entry.new" "$entry"; fi
+    if stale "$out/bin/$target" "$entry" "${checks[@]}" "$out/lib/lib$module.a" "$out/lib/libFuzzSupport.a"; then
         echo "fuzz.sh: building $target"
         swiftc "${swift_flags[@]}" -use-ld=lld -module-name "Fuzz$target" -I "$out/modules" "${extra[@]}" \
-            "Tests/Fuzz/$target/main.swift" "${checks[@]}" "$out/lib/lib$module.a" "$out/lib/libFuzzSupport.a" -o "$out/bin/$target" || return 1
+            "$entry" "${checks[@]}" "$out/lib/lib$module.a" "$out/lib/libFuzzSupport.a" -o "$out/bin/$target" || return 1
     fi
 }
 

@@ -1,5 +1,5 @@
 // The kernel's packet parsers under fuzzing: the input is one received
-// Ethernet frame. Shared by the libFuzzer target Tests/Fuzz/NetPackets and
+// Ethernet frame. Shared by the libFuzzer target NetPackets (make fuzz) and
 // the corpus replay (FuzzCorpusTests).
 //
 // Every parser gets the frame at the offsets the stack would use (and the

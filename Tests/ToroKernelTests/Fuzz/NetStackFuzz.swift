@@ -1,5 +1,5 @@
 // The whole network stack under fuzzing, as a hostile peer on the link sees
-// it. Shared by the libFuzzer target Tests/Fuzz/NetStack and the corpus
+// it. Shared by the libFuzzer target NetStack (make fuzz) and the corpus
 // replay (FuzzCorpusTests).
 //
 // The input is a program (see `Op`): raw frames; frames built from fields

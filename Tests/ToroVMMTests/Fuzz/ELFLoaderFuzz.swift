@@ -1,5 +1,5 @@
 // The ELF loader under fuzzing: the input is a kernel image file. Shared by the
-// libFuzzer target Tests/Fuzz/ELFLoader and the corpus replay (FuzzCorpusTests).
+// libFuzzer target ELFLoader (make fuzz) and the corpus replay (FuzzCorpusTests).
 //
 // Beyond "no trap": a parsed image's segments are in program header order,
 // their sizes consistent with the file and 64-bit addresses, disjoint, and the

@@ -1,5 +1,5 @@
 // The virtio-net device model under fuzzing: a hostile guest driver. Shared by
-// the libFuzzer target Tests/Fuzz/Virtio and the corpus replay (FuzzCorpusTests).
+// the libFuzzer target Virtio (make fuzz) and the corpus replay (FuzzCorpusTests).
 //
 // The input is a program for a guest driver (see `Op`): register writes and
 // reads through the MMIO bus (any width, any address), raw writes of guest

@@ -1,5 +1,5 @@
 // The request-head parsers under fuzzing: the input is the bytes a client
-// sent. Shared by the libFuzzer target Tests/Fuzz/HTTPRequest and the corpus
+// sent. Shared by the libFuzzer target HTTPRequest (make fuzz) and the corpus
 // replay (WebServerFuzzCorpusTests).
 //
 // An input whose first byte is below 8 picks smaller limits with that byte

@@ -1,5 +1,5 @@
 // One HTTP connection under fuzzing: the input is everything a client sends
-// on it. Shared by the libFuzzer target Tests/Fuzz/HTTPSession and the corpus
+// on it. Shared by the libFuzzer target HTTPSession (make fuzz) and the corpus
 // replay (WebServerFuzzCorpusTests).
 //
 // An input whose first byte is below 8 picks other limits with that byte
