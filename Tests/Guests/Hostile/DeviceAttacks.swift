@@ -37,8 +37,8 @@ extension Run {
         for (i, byte) in macBefore.enumerated() { expectedConfig |= UInt64(byte) << (8 * UInt64(i)) }
         expectServing(
             "read every offset at widths 1, 2, 4, 8",
-            status == 0 && reg(Reg.magic) == Run.magicValue && narrow && config == expectedConfig,
-            "\(reads) reads, \(ignored) of them ignored; magic \(hex(reg(Reg.magic))), config \(hex(config))")
+            status == 0 && reg(Reg.magicValue) == VirtioMMIO.magic && narrow && config == expectedConfig,
+            "\(reads) reads, \(ignored) of them ignored; magic \(hex(reg(Reg.magicValue))), config \(hex(config))")
 
         // Writes of the wrong width or alignment, and to the configuration space:
         // all ignored, nothing changes.
@@ -53,7 +53,7 @@ extension Run {
         expectedIgnored += writes
         expectServing(
             "write every offset at the wrong width or alignment, and the config space", status == 0 && mac == macBefore
-                && reg(Reg.magic) == Run.magicValue, "\(writes) writes ignored, mac unchanged")
+                && reg(Reg.magicValue) == VirtioMMIO.magic, "\(writes) writes ignored, mac unchanged")
 
         // All ones into every register in turn: QueueNum before FEATURES_OK is an
         // error; after it only the reset is taken. Ignored: the 10 read-only and

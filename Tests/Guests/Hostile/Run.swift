@@ -10,32 +10,8 @@ import ToroKernel
 /// `arena + 0x8000` on. Every store the device reads is volatile and fenced
 /// before the index that publishes it, as a real driver's would be.
 final class Run {
-    // virtio-mmio registers (virtio 1.2 §4.2.2).
-    enum Reg {
-        static let magic: UInt = 0x000
-        static let version: UInt = 0x004
-        static let deviceID: UInt = 0x008
-        static let deviceFeatures: UInt = 0x010
-        static let deviceFeaturesSel: UInt = 0x014
-        static let driverFeatures: UInt = 0x020
-        static let driverFeaturesSel: UInt = 0x024
-        static let queueSel: UInt = 0x030
-        static let queueNumMax: UInt = 0x034
-        static let queueNum: UInt = 0x038
-        static let queueReady: UInt = 0x044
-        static let queueNotify: UInt = 0x050
-        static let interruptStatus: UInt = 0x060
-        static let interruptACK: UInt = 0x064
-        static let status: UInt = 0x070
-        static let queueDescLow: UInt = 0x080
-        static let queueDriverLow: UInt = 0x090
-        static let queueDeviceLow: UInt = 0x0A0
-        static let config: UInt = 0x100
-        static let window: UInt = 0x200
-        /// The offsets a 32-bit read returns a register from (the rest are
-        /// write-only or reserved: the device ignores such reads and counts them).
-        static let readable: [UInt] = [0x000, 0x004, 0x008, 0x00C, 0x010, 0x034, 0x044, 0x060, 0x070, 0x0B0, 0x0B4, 0x0B8, 0x0BC, 0x0FC]
-    }
+    /// virtio-mmio registers (virtio 1.2 §4.2.2): the kernel driver's offsets.
+    typealias Reg = VirtioMMIO.Register
 
     // Device status bits (§2.1).
     static let acknowledge: UInt32 = 1
@@ -49,7 +25,6 @@ final class Run {
 
     static let version1: UInt64 = 1 << 32
     static let featureMAC: UInt64 = 1 << 5
-    static let magicValue: UInt32 = 0x7472_6976
 
     // Descriptor flags (§2.7.5).
     static let next: UInt16 = 1
@@ -320,3 +295,11 @@ final class Run {
 }
 
 func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }
+
+extension VirtioMMIO.Register {
+    /// The window's size: every offset the attacks try lies below it, or just beyond.
+    static let window: UInt = 0x200
+    /// The offsets a 32-bit read returns a register from (the rest are
+    /// write-only or reserved: the device ignores such reads and counts them).
+    static let readable: [UInt] = [0x000, 0x004, 0x008, 0x00C, 0x010, 0x034, 0x044, 0x060, 0x070, 0x0B0, 0x0B4, 0x0B8, 0x0BC, 0x0FC]
+}

@@ -4,43 +4,44 @@ import KernelSupport
 /// layout): 32-bit registers at fixed offsets, the device's configuration
 /// space from 0x100. Every access goes through the volatile kernel_mmio_*
 /// helpers; the window lies in the uncacheable MMIO hole.
-struct VirtioMMIO {
-    enum Register {
-        static let magicValue: UInt = 0x000
-        static let version: UInt = 0x004
-        static let deviceID: UInt = 0x008
-        static let deviceFeatures: UInt = 0x010
-        static let deviceFeaturesSel: UInt = 0x014
-        static let driverFeatures: UInt = 0x020
-        static let driverFeaturesSel: UInt = 0x024
-        static let queueSel: UInt = 0x030
-        static let queueNumMax: UInt = 0x034
-        static let queueNum: UInt = 0x038
-        static let queueReady: UInt = 0x044
-        static let queueNotify: UInt = 0x050
-        static let interruptStatus: UInt = 0x060
-        static let interruptACK: UInt = 0x064
-        static let status: UInt = 0x070
-        static let queueDescLow: UInt = 0x080
-        static let queueDescHigh: UInt = 0x084
-        static let queueDriverLow: UInt = 0x090
-        static let queueDriverHigh: UInt = 0x094
-        static let queueDeviceLow: UInt = 0x0A0
-        static let queueDeviceHigh: UInt = 0x0A4
-        static let config: UInt = 0x100
+public struct VirtioMMIO {
+    /// Public for guests that drive a device themselves (Tests/Guests/Hostile).
+    public enum Register {
+        public static let magicValue: UInt = 0x000
+        public static let version: UInt = 0x004
+        public static let deviceID: UInt = 0x008
+        public static let deviceFeatures: UInt = 0x010
+        public static let deviceFeaturesSel: UInt = 0x014
+        public static let driverFeatures: UInt = 0x020
+        public static let driverFeaturesSel: UInt = 0x024
+        public static let queueSel: UInt = 0x030
+        public static let queueNumMax: UInt = 0x034
+        public static let queueNum: UInt = 0x038
+        public static let queueReady: UInt = 0x044
+        public static let queueNotify: UInt = 0x050
+        public static let interruptStatus: UInt = 0x060
+        public static let interruptACK: UInt = 0x064
+        public static let status: UInt = 0x070
+        public static let queueDescLow: UInt = 0x080
+        public static let queueDescHigh: UInt = 0x084
+        public static let queueDriverLow: UInt = 0x090
+        public static let queueDriverHigh: UInt = 0x094
+        public static let queueDeviceLow: UInt = 0x0A0
+        public static let queueDeviceHigh: UInt = 0x0A4
+        public static let config: UInt = 0x100
     }
 
     /// §2.1 device status bits.
-    enum Status {
-        static let acknowledge: UInt32 = 1
-        static let driver: UInt32 = 2
-        static let driverOK: UInt32 = 4
-        static let featuresOK: UInt32 = 8
-        static let failed: UInt32 = 128
+    public enum Status {
+        public static let acknowledge: UInt32 = 1
+        public static let driver: UInt32 = 2
+        public static let driverOK: UInt32 = 4
+        public static let featuresOK: UInt32 = 8
+        public static let failed: UInt32 = 128
     }
 
     /// "virt" in little-endian.
-    static let magic: UInt32 = 0x7472_6976
+    public static let magic: UInt32 = 0x7472_6976
 
     let base: UInt
 
