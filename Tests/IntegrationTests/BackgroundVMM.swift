@@ -95,3 +95,31 @@ final class BackgroundVMM: @unchecked Sendable {
         output.components(separatedBy: " \(key)=").dropFirst().last.flatMap { Int($0.prefix(while: { $0.isNumber })) }
     }
 }
+
+extension BackgroundVMM {
+    /// Boots Examples/WebServer at 10.77.0.2 on a fresh namespace's TAP
+    /// (`net`: more `--net` parameters, such as ",drop=5") and waits until it
+    /// listens; the test deletes the namespace when done.
+    static func webServer(
+        _ prefix: String, tap: String, cmdline: String, net: String = "", cpus: Int = 2, timeout: Int = 120
+    ) throws -> (TestNetworkNamespace, BackgroundVMM) {
+        try VMMHarness.requireKVM()
+        let image = try VMMHarness.requireImage("WebServer")
+        let namespace = try TestNetworkNamespace.open(prefix: prefix, tap: tap)
+        do {
+            let vm = try BackgroundVMM(
+                in: namespace,
+                [image, "--cpus", String(cpus), "--cmdline", "ip=10.77.0.2/24 " + cmdline, "--net", "tap=\(tap)" + net,
+                 "--timeout", String(timeout)])
+            guard vm.waitFor("webserver: http://10.77.0.2:80/") else {
+                namespace.delete()
+                XCTFail("the server never listened:\n" + vm.output)
+                throw XCTSkip("no server")
+            }
+            return (namespace, vm)
+        } catch {
+            namespace.delete()
+            throw error
+        }
+    }
+}

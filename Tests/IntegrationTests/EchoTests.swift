@@ -30,9 +30,7 @@ final class EchoTests: XCTestCase {
     func testTheGuestConnectsOut() throws {
         try VMMHarness.requireKVM()
         let image = try VMMHarness.requireImage("Echo")
-        guard let python = TestNetworkNamespace.executable(["/usr/bin/python3", "/bin/python3"]) else {
-            return try TestNetworkNamespace.skip("python3 is missing (the test's TCP server)")
-        }
+        let python = try TestNetworkNamespace.requirePython("the test's TCP server is a Python script")
         let namespace = try TestNetworkNamespace.open(prefix: "conn", tap: "torotapc")
         defer { namespace.delete() }
         let ready = readyFile()
@@ -76,9 +74,7 @@ final class EchoTests: XCTestCase {
     func testTheGatewayReachesAnotherNetwork() throws {
         try VMMHarness.requireKVM()
         let image = try VMMHarness.requireImage("Echo")
-        guard let python = TestNetworkNamespace.executable(["/usr/bin/python3", "/bin/python3"]) else {
-            return try TestNetworkNamespace.skip("python3 is missing (the test's TCP server)")
-        }
+        let python = try TestNetworkNamespace.requirePython("the test's TCP server is a Python script")
         let namespace = try TestNetworkNamespace.open(prefix: "gw", tap: "torotapg")
         defer { namespace.delete() }
         for arguments in [["link", "set", "lo", "up"], ["addr", "add", "10.88.0.1/32", "dev", "lo"]] {

@@ -96,6 +96,14 @@ struct TestNetworkNamespace {
         paths.first(where: FileManager.default.isExecutableFile)
     }
 
+    /// python3's path, or a skip saying it is missing and what needed it.
+    static func requirePython(_ neededFor: String) throws -> String {
+        guard let python = executable(["/usr/bin/python3", "/bin/python3", "/usr/local/bin/python3"]) else {
+            return try skip("python3 is missing: \(neededFor)")
+        }
+        return python
+    }
+
     static func skip<T>(_ reason: String) throws -> T {
         print("SKIP: \(reason)")
         throw XCTSkip(reason)

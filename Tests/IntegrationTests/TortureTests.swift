@@ -12,32 +12,9 @@ import XCTest
 final class TortureTests: XCTestCase {
     static let guest = "10.77.0.2"
 
-    func requirePython() throws -> String {
-        guard let python = TestNetworkNamespace.executable(["/usr/bin/python3", "/bin/python3", "/usr/local/bin/python3"])
-        else { return try TestNetworkNamespace.skip("python3 is missing: the torture drivers are Python scripts") }
-        return python
-    }
-
     /// Boots WebServer on a fresh namespace's TAP and waits until it listens.
     func boot(_ prefix: String, tap: String, cmdline: String) throws -> (TestNetworkNamespace, BackgroundVMM) {
-        try VMMHarness.requireKVM()
-        let image = try VMMHarness.requireImage("WebServer")
-        let namespace = try TestNetworkNamespace.open(prefix: prefix, tap: tap)
-        do {
-            let vm = try BackgroundVMM(
-                in: namespace,
-                [image, "--cpus", "2", "--cmdline", "ip=\(Self.guest)/24 " + cmdline, "--net", "tap=\(tap)",
-                 "--timeout", "240"])
-            guard vm.waitFor("webserver: http://\(Self.guest):80/") else {
-                namespace.delete()
-                XCTFail("the server never listened:\n" + vm.output)
-                throw XCTSkip("no server")
-            }
-            return (namespace, vm)
-        } catch {
-            namespace.delete()
-            throw error
-        }
+        try BackgroundVMM.webServer(prefix, tap: tap, cmdline: cmdline, timeout: 240)
     }
 
     /// The lines a driver printed for its cases, checked: every one passed,
@@ -70,7 +47,7 @@ final class TortureTests: XCTestCase {
     /// 411, 413, 414, 431, 501, 505) or a clean close, a normal GET after each,
     /// and the server still up at the end with every connection released.
     func testHTTPTorture() throws {
-        let python = try requirePython()
+        let python = try TestNetworkNamespace.requirePython("the torture drivers are Python scripts")
         let (namespace, vm) = try boot("webhttp", tap: "torotaph", cmdline: "maxconn=8 keepalive=2 idleexit=5 seconds=200")
         defer { namespace.delete() }
         let driver = VMMHarness.root.appendingPathComponent("scripts/http-torture.py").path
@@ -109,7 +86,7 @@ final class TortureTests: XCTestCase {
     /// filled, an MSS of 1, Linux's SYN options, a bounded SYN flood; a normal
     /// GET after each, and no connection left behind.
     func testTCPTorture() throws {
-        let python = try requirePython()
+        let python = try TestNetworkNamespace.requirePython("the torture drivers are Python scripts")
         let tap = "torotapt"
         let (namespace, vm) = try boot("webtcp", tap: tap, cmdline: "idleexit=5 seconds=200")
         defer { namespace.delete() }

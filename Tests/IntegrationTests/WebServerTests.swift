@@ -31,24 +31,7 @@ final class WebServerTests: XCTestCase {
     func boot(_ prefix: String, tap: String, cmdline: String, net: String = "", cpus: Int = 2) throws
         -> (TestNetworkNamespace, BackgroundVMM)
     {
-        try VMMHarness.requireKVM()
-        let image = try VMMHarness.requireImage("WebServer")
-        let namespace = try TestNetworkNamespace.open(prefix: prefix, tap: tap)
-        do {
-            let vm = try BackgroundVMM(
-                in: namespace,
-                [image, "--cpus", String(cpus), "--cmdline", "ip=10.77.0.2/24 " + cmdline, "--net", "tap=\(tap)" + net,
-                 "--timeout", "120"])
-            guard vm.waitFor("webserver: http://10.77.0.2:80/") else {
-                namespace.delete()
-                XCTFail("the server never listened:\n" + vm.output)
-                throw XCTSkip("no server")
-            }
-            return (namespace, vm)
-        } catch {
-            namespace.delete()
-            throw error
-        }
+        try BackgroundVMM.webServer(prefix, tap: tap, cmdline: cmdline, net: net, cpus: cpus)
     }
 
     /// `curl` inside the namespace: the status code and the body.
@@ -198,9 +181,7 @@ final class WebServerTests: XCTestCase {
     /// emulated on the test hosts, so the guest works through the flood slowly.
     func testASpoofedSYNFloodDoesNotKeepClientsOut() throws {
         let tools = try requireTools()
-        guard let python = TestNetworkNamespace.executable(["/usr/bin/python3", "/bin/python3", "/usr/local/bin/python3"]) else {
-            return try TestNetworkNamespace.skip("python3 is missing: the SYN flood sender is a Python script")
-        }
+        let python = try TestNetworkNamespace.requirePython("the SYN flood sender is a Python script")
         let (namespace, vm) = try boot("websyn", tap: "torotaps", cmdline: "idleexit=15 seconds=180")
         defer { namespace.delete() }
         // A first GET: the server works, and the namespace knows the guest's MAC
