@@ -29,6 +29,8 @@ import struct
 import sys
 import time
 
+from torture_cases import run_cases
+
 HOST = "10.77.0.2"
 PORT = 80
 KEEPALIVE = 2.0
@@ -554,27 +556,7 @@ def main() -> int:
     HOST, PORT, KEEPALIVE, MAXCONN = arguments.host, arguments.port, arguments.keepalive, arguments.maxconn
     only = {name for name in arguments.only.split(",") if name}
 
-    passed = failed = 0
-    for name, run in cases():
-        if only and name not in only:
-            continue
-        try:
-            ok, detail = run()
-        except Exception as error:  # a case that raises fails; the others still run
-            ok, detail = False, f"raised {type(error).__name__}: {error}"
-        try:
-            after_ok, after_detail = normal_get()
-        except Exception as error:
-            after_ok, after_detail = False, f"raised {type(error).__name__}: {error}"
-        if not after_ok:
-            ok = False
-            detail += f"; the normal GET after it: {after_detail}"
-        print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-    print(f"http-torture: {passed} passed, {failed} failed")
+    failed = run_cases("http-torture", cases(), only, normal_get)
     print(f"http-torture: responses={RESPONSES}")
     return 0 if failed == 0 else 1
 

@@ -67,6 +67,9 @@ import struct
 import sys
 import time
 
+from packets import checksum, syn_packet
+from torture_cases import run_cases
+
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
@@ -78,16 +81,6 @@ HEALTH = b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 NOPE = b"GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 SENT_DROPS = {"fragments": 0, "checksum": 0, "length": 0, "truncated": 0}
 SYN_FLOOD = [0]  # spoofed SYNs sent
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def mac_bytes(text: str) -> bytes:
@@ -381,6 +374,17 @@ def served(connection, what=""):
     return False, f"{what}got {describe(data)}{', reset' if connection.reset else ''}"
 
 
+def dropped_then_served(c, what):
+    """After bad copies of a request: the guest took none (no ACK beyond what
+    it had, no data back), and then serves the good copy."""
+    c.pump(0.5)
+    if c.acks_beyond(0) or c.received:
+        c.finish()
+        return False, f"{what} was taken"
+    c.send_data(HEALTH)
+    return served(c, "dropped; the good copy ")
+
+
 def case_out_of_order(link, port):
     c = opened(link, port)
     pieces = [(0, 12), (12, 25), (25, 40), (40, len(HEALTH))]
@@ -454,24 +458,14 @@ def case_bad_tcp_checksum(link, port):
     c = opened(link, port)
     c.send_data(NOPE, bad_tcp_checksum=True)
     SENT_DROPS["checksum"] += 1
-    c.pump(0.5)
-    if c.acks_beyond(0) or c.received:
-        c.finish()
-        return False, "a segment with a bad TCP checksum was taken"
-    c.send_data(HEALTH)
-    return served(c, "dropped; the good copy ")
+    return dropped_then_served(c, "a segment with a bad TCP checksum")
 
 
 def case_bad_ip_checksum(link, port):
     c = opened(link, port)
     c.send_data(NOPE, bad_checksum=True)
     SENT_DROPS["checksum"] += 1
-    c.pump(0.5)
-    if c.acks_beyond(0) or c.received:
-        c.finish()
-        return False, "a packet with a bad IP header checksum was taken"
-    c.send_data(HEALTH)
-    return served(c, "dropped; the good copy ")
+    return dropped_then_served(c, "a packet with a bad IP header checksum")
 
 
 def case_ip_fragments(link, port):
@@ -504,12 +498,7 @@ def case_bad_ip_lengths(link, port):
     bare = tcp_segment(link, c.sport, port, c.snd_nxt, c.rcv_nxt, ACK, c.window)
     link.send_frame(link.ip_packet(socket.IPPROTO_TCP, bare, ihl=15))
     SENT_DROPS["truncated"] += 2
-    c.pump(0.5)
-    if c.acks_beyond(0) or c.received:
-        c.finish()
-        return False, "a packet with a bad length was taken"
-    c.send_data(HEALTH)
-    return served(c, "dropped; the good copy ")
+    return dropped_then_served(c, "a packet with a bad length")
 
 
 def case_bad_tcp_offsets(link, port):
@@ -517,12 +506,7 @@ def case_bad_tcp_offsets(link, port):
     for words in (0, 4, 15):  # under 5 words (0, 4); 60 bytes, beyond a segment of 50 (15)
         c.send_data(NOPE[:30], data_offset=words)
         SENT_DROPS["length"] += 1
-    c.pump(0.5)
-    if c.acks_beyond(0) or c.received:
-        c.finish()
-        return False, "a segment with a bad data offset was taken"
-    c.send_data(HEALTH)
-    return served(c, "dropped; the good copy ")
+    return dropped_then_served(c, "a segment with a bad data offset")
 
 
 def case_zero_window(link, port):
@@ -630,12 +614,7 @@ def case_bad_tcp_options(link, port):
     for options in (struct.pack("!BBH", 8, 0, 0), struct.pack("!BBBB", 1, 1, 8, 40)):
         c.send_data(NOPE, tcp_options=options)
         SENT_DROPS["length"] += 1
-    c.pump(0.5)
-    if c.acks_beyond(0) or c.received:
-        c.finish()
-        return False, "a segment with a malformed option list was taken"
-    c.send_data(HEALTH)
-    return served(c, "dropped; the good copy ")
+    return dropped_then_served(c, "a segment with a malformed option list")
 
 
 def case_ack_of_unsent_data(link, port):
@@ -668,19 +647,13 @@ def case_syn_flood(link, port, count=300):
     rng = random.Random(5961)
     start = time.monotonic()
     for _ in range(count):
-        source = socket.inet_aton(f"198.18.{rng.randrange(0, 256)}.{rng.randrange(1, 255)}")
+        source = f"198.18.{rng.randrange(0, 256)}.{rng.randrange(1, 255)}"
         sport = rng.randrange(1024, 65536)
         seq = rng.randrange(0, 1 << 32)
-        options = struct.pack("!BBH", 2, 4, 1460)
-        header = struct.pack("!HHIIBBHHH", sport, port, seq, 0, 6 << 4, SYN, 64240, 0, 0) + options
-        pseudo = source + link.target_ip + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(header))
-        tcp = header[:16] + struct.pack("!H", checksum(pseudo + header)) + header[18:]
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), link.next_ident(), 0x4000, 64, 6, 0, source,
-                         link.target_ip)
-        ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+        packet = syn_packet(source, socket.inet_ntoa(link.target_ip), sport, port, seq, link.next_ident())
         while True:
             try:
-                link.send_frame(ip + tcp)
+                link.send_frame(packet)
                 break
             except OSError:
                 time.sleep(0.001)  # the TAP's queue is full: wait rather than lose it
@@ -734,27 +707,9 @@ def main() -> int:
 
     link = Link(arguments.interface, arguments.source, arguments.mac, arguments.target)
     link.resolve_guest()
-    passed = failed = 0
-    for name, run in CASES:
-        if only and name not in only:
-            continue
-        try:
-            ok, detail = run(link, arguments.port)
-        except Exception as error:  # a case that raises fails; the others still run
-            ok, detail = False, f"raised {type(error).__name__}: {error}"
-        try:
-            after_ok, after_detail = normal_get(link, arguments.port)
-        except Exception as error:
-            after_ok, after_detail = False, f"raised {type(error).__name__}: {error}"
-        if not after_ok:
-            ok = False
-            detail += f"; the normal GET after it: {after_detail}"
-        print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-    print(f"tcp-torture: {passed} passed, {failed} failed")
+    port = arguments.port
+    cases = [(name, lambda run=run: run(link, port)) for name, run in CASES]
+    failed = run_cases("tcp-torture", cases, only, lambda: normal_get(link, port))
     print("tcp-torture: sent " + " ".join(f"{key}={value}" for key, value in SENT_DROPS.items())
           + f" syn_flood={SYN_FLOOD[0]}")
     return 0 if failed == 0 else 1
